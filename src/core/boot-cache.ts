@@ -1,0 +1,109 @@
+// Read-through caches for the boot path, kept exact by the store's change notifications:
+// a boot storm reads memory, not the database. Every write invalidates what it touched.
+import type { Change, Store } from './ports.js';
+import type { Channel, Group, Image, ImageVersion, Machine, Profile } from './types.js';
+
+const MAX_MACHINES = 250_000;
+
+export class BootCache {
+  private groups: Group[] | null = null;
+  private readonly profiles = new Map<string, Profile | null>();
+  private readonly images = new Map<string, Image | null>();
+  private readonly channels = new Map<string, Channel | null>();
+  private readonly versions = new Map<string, ImageVersion | null>();
+  private readonly machinesByMac = new Map<string, Machine>();
+  private readonly macsById = new Map<string, readonly string[]>();
+  /** Bumped by every invalidation; a fill that started before a bump is not stored (it may be stale). */
+  private generation = 0;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly store: Store) {
+    this.unsubscribe = store.onChange((c) => this.invalidate(c));
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  private invalidate(c: Change): void {
+    this.generation++;
+    switch (c.entity) {
+      case 'group':
+        this.groups = null;
+        break;
+      case 'profile':
+        this.profiles.delete(c.key);
+        break;
+      case 'image':
+        // A purge removes versions and channels too.
+        this.images.delete(c.key);
+        dropPrefix(this.channels, c.key);
+        dropPrefix(this.versions, c.key);
+        break;
+      case 'channel':
+        // Keyed by image: channels per image are few.
+        dropPrefix(this.channels, c.key);
+        break;
+      case 'machine':
+        for (const mac of this.macsById.get(c.key) ?? []) this.machinesByMac.delete(mac);
+        this.macsById.delete(c.key);
+        break;
+      case 'artifact':
+      case 'token':
+        break;
+    }
+  }
+
+  private async fill<K, V>(map: Map<K, V>, key: K, load: () => Promise<V>): Promise<V> {
+    if (map.has(key)) return map.get(key)!;
+    const gen = this.generation;
+    const value = await load();
+    if (gen === this.generation) map.set(key, value);
+    return value;
+  }
+
+  async listGroups(): Promise<Group[]> {
+    if (this.groups !== null) return this.groups;
+    const gen = this.generation;
+    const groups = await this.store.listGroups();
+    if (gen === this.generation) this.groups = groups;
+    return groups;
+  }
+
+  getProfile(name: string): Promise<Profile | null> {
+    return this.fill(this.profiles, name, () => this.store.getProfile(name));
+  }
+
+  getImage(name: string): Promise<Image | null> {
+    return this.fill(this.images, name, () => this.store.getImage(name));
+  }
+
+  getChannel(image: string, name: string): Promise<Channel | null> {
+    return this.fill(this.channels, `${image}\u0000${name}`, () => this.store.getChannel(image, name));
+  }
+
+  getVersion(image: string, version: string): Promise<ImageVersion | null> {
+    return this.fill(this.versions, `${image}\u0000${version}`, () => this.store.getVersion(image, version));
+  }
+
+  async findMachineByMac(mac: string): Promise<Machine | null> {
+    const hit = this.machinesByMac.get(mac);
+    if (hit !== undefined) return hit;
+    const gen = this.generation;
+    const m = await this.store.findMachineByMac(mac);
+    if (m !== null && gen === this.generation) {
+      if (this.machinesByMac.size >= MAX_MACHINES) {
+        this.machinesByMac.clear();
+        this.macsById.clear();
+      }
+      this.machinesByMac.set(mac, m);
+      this.macsById.set(m.id, [...(this.macsById.get(m.id) ?? []), mac]);
+    }
+    return m;
+  }
+}
+
+function dropPrefix<V>(map: Map<string, V>, image: string): void {
+  const prefix = `${image}\u0000`;
+  for (const k of map.keys()) if (k.startsWith(prefix)) map.delete(k);
+}

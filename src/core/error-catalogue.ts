@@ -1,0 +1,69 @@
+// The one catalogue of Kiln error codes. Edges map `kind` to a transport (HTTP status, CLI exit code);
+// docs/errors.md lists the same codes and a test keeps the two equal.
+
+export type ErrorKind =
+  | 'invalid'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'precondition_failed'
+  | 'too_large'
+  | 'unsupported_media_type'
+  | 'range_not_satisfiable'
+  | 'unprocessable'
+  | 'unavailable'
+  | 'internal';
+
+export interface ErrorSpec {
+  readonly kind: ErrorKind;
+  readonly title: string;
+}
+
+export const errorCatalogue = {
+  KILN_REQUEST_INVALID: { kind: 'invalid', title: 'The request does not match the schema' },
+  KILN_REQUEST_MALFORMED_JSON: { kind: 'invalid', title: 'The request body is not valid JSON' },
+  KILN_REQUEST_BODY_TOO_LARGE: { kind: 'too_large', title: 'The request body is larger than allowed' },
+  KILN_REQUEST_UNSUPPORTED_MEDIA_TYPE: { kind: 'unsupported_media_type', title: 'The request body has a media type this endpoint does not accept' },
+  KILN_ROUTE_NOT_FOUND: { kind: 'not_found', title: 'No such endpoint' },
+  KILN_AUTH_REQUIRED: { kind: 'unauthenticated', title: 'A bearer token is required' },
+  KILN_AUTH_INVALID_TOKEN: { kind: 'unauthenticated', title: 'The bearer token is unknown or revoked' },
+  KILN_AUTH_FORBIDDEN: { kind: 'forbidden', title: "The token's role does not allow this operation" },
+  KILN_PRECONDITION_FAILED: { kind: 'precondition_failed', title: 'If-Match does not match the current ETag' },
+  KILN_NAME_INVALID: { kind: 'invalid', title: 'A name has characters or a length that Kiln does not accept' },
+  KILN_MAC_INVALID: { kind: 'invalid', title: 'Not a MAC address' },
+  KILN_MACHINE_NOT_FOUND: { kind: 'not_found', title: 'No such machine' },
+  KILN_MACHINE_MAC_TAKEN: { kind: 'conflict', title: 'The MAC address belongs to another machine' },
+  KILN_MACHINE_UUID_TAKEN: { kind: 'conflict', title: 'The UUID belongs to another machine' },
+  KILN_MACHINE_INVALID: { kind: 'invalid', title: 'A machine field is not acceptable' },
+  KILN_IMAGE_NOT_FOUND: { kind: 'not_found', title: 'No such image' },
+  KILN_IMAGE_EXISTS: { kind: 'conflict', title: 'An image with this name exists (possibly deleted: restore or purge it)' },
+  KILN_IMAGE_DELETED: { kind: 'conflict', title: 'The image is deleted; restore it first' },
+  KILN_IMAGE_NOT_DELETED: { kind: 'conflict', title: 'Only a deleted image can be purged' },
+  KILN_IMAGE_IN_USE: { kind: 'conflict', title: 'Profiles still refer to the image' },
+  KILN_VERSION_NOT_FOUND: { kind: 'not_found', title: 'No such image version' },
+  KILN_VERSION_EXISTS: { kind: 'conflict', title: 'The image already has this version; versions are immutable' },
+  KILN_VERSION_INVALID: { kind: 'invalid', title: 'A version needs exactly one kernel and artifacts that exist' },
+  KILN_CHANNEL_NOT_FOUND: { kind: 'not_found', title: 'No such channel' },
+  KILN_CHANNEL_NO_PREVIOUS: { kind: 'conflict', title: 'The channel has no previous version to roll back to' },
+  KILN_ARTIFACT_NOT_FOUND: { kind: 'not_found', title: 'No such artifact' },
+  KILN_ARTIFACT_DIGEST_MISMATCH: { kind: 'unprocessable', title: 'The uploaded bytes do not have the expected sha256' },
+  KILN_ARTIFACT_SIZE_MISMATCH: { kind: 'unprocessable', title: 'The uploaded bytes do not have the expected size' },
+  KILN_ARTIFACT_INCOMPLETE: { kind: 'invalid', title: 'The upload ended before all bytes arrived' },
+  KILN_ARTIFACT_RANGE_NOT_SATISFIABLE: { kind: 'range_not_satisfiable', title: 'The Range does not overlap the artifact' },
+  KILN_PROFILE_NOT_FOUND: { kind: 'not_found', title: 'No such profile' },
+  KILN_PROFILE_EXISTS: { kind: 'conflict', title: 'A profile with this name exists' },
+  KILN_PROFILE_IN_USE: { kind: 'conflict', title: 'Groups or machines still refer to the profile' },
+  KILN_PROFILE_INVALID: { kind: 'invalid', title: 'The profile is not valid (image reference, kernel args or template)' },
+  KILN_GROUP_NOT_FOUND: { kind: 'not_found', title: 'No such group' },
+  KILN_GROUP_EXISTS: { kind: 'conflict', title: 'A group with this name exists' },
+  KILN_GROUP_AMBIGUOUS: { kind: 'conflict', title: 'Another group with the same specificity can match the same machines' },
+  KILN_GROUP_SELECTOR_INVALID: { kind: 'invalid', title: 'A group selector is not valid' },
+  KILN_TOKEN_NOT_FOUND: { kind: 'not_found', title: 'No such token' },
+  KILN_BOOT_URL_INVALID_SIGNATURE: { kind: 'forbidden', title: 'The signed boot URL is missing, expired or tampered with' },
+  KILN_BOOT_NO_PLAN: { kind: 'not_found', title: 'Nothing to boot: no assignment and no matching group' },
+  KILN_UNAVAILABLE: { kind: 'unavailable', title: 'Kiln cannot serve this now (shutting down or storage unavailable)' },
+  KILN_INTERNAL: { kind: 'internal', title: 'Unexpected internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCatalogue;

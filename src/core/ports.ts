@@ -1,0 +1,146 @@
+// Ports: what the core needs from the world. Adapters (src/store, src/blobs) implement them;
+// each port has one contract suite that every adapter must pass.
+import type { Readable } from 'node:stream';
+import type {
+  Artifact, BootEvent, BootEventKind, Channel, ChannelAction, ChannelHistoryEntry, Group, Image, ImageVersion,
+  Machine, MachineState, Profile, Role, Token,
+} from './types.js';
+
+export type EntityKind = 'artifact' | 'image' | 'channel' | 'profile' | 'group' | 'machine' | 'token';
+
+/** Emitted after a write commits; caches listen to stay exact without polling. */
+export interface Change {
+  entity: EntityKind;
+  key: string;
+}
+
+export interface MachineFilter {
+  mac?: string | undefined;
+  state?: MachineState | undefined;
+  label?: { key: string; value: string } | undefined;
+  /** Opaque cursor: return machines whose id sorts after this one. */
+  after?: string | undefined;
+  limit: number;
+}
+
+export interface NewBootEvent {
+  machineId: string;
+  at: string;
+  kind: BootEventKind;
+  detail: Record<string, unknown>;
+  /** Moves the machine's state with the event (null: keep the state, only touch last seen). */
+  state: MachineState | null;
+}
+
+export interface StoredToken extends Token {
+  hash: string;
+}
+
+/** Optimistic concurrency: when given, the write applies only if the stored revision still equals it. */
+export type ExpectedRevision = number | undefined;
+
+export interface Store {
+  readonly dialect: string;
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  onChange(listener: (change: Change) => void): () => void;
+  close(): Promise<void>;
+
+  // artifacts: records of blobs that completed an upload
+  putArtifact(a: Artifact): Promise<Artifact>;
+  getArtifact(sha256: string): Promise<Artifact | null>;
+  listArtifacts(): Promise<Artifact[]>;
+  /** Those of `candidates` that no image version refers to any more. */
+  unreferencedArtifacts(candidates: readonly string[]): Promise<string[]>;
+  deleteArtifact(sha256: string): Promise<void>;
+
+  // images, versions, channels
+  createImage(image: Image): Promise<Image>;
+  getImage(name: string): Promise<Image | null>;
+  listImages(opts: { deleted: boolean }): Promise<Image[]>;
+  updateImage(name: string, patch: Partial<Pick<Image, 'description' | 'labels' | 'deletedAt'>>, at: string, expected: ExpectedRevision): Promise<Image>;
+  purgeImage(name: string): Promise<void>;
+  createVersion(v: ImageVersion): Promise<ImageVersion>;
+  getVersion(image: string, version: string): Promise<ImageVersion | null>;
+  listVersions(image: string): Promise<ImageVersion[]>;
+  countVersions(image: string): Promise<number>;
+  getChannel(image: string, name: string): Promise<Channel | null>;
+  listChannels(image: string): Promise<Channel[]>;
+  /** Points the channel at `toVersion` (creating it) and appends to its history, in one step. */
+  moveChannel(move: { image: string; name: string; toVersion: string; action: ChannelAction; actor: string; at: string }, expected: ExpectedRevision): Promise<Channel>;
+  channelHistory(image: string, name: string): Promise<ChannelHistoryEntry[]>;
+
+  // profiles and groups
+  createProfile(p: Profile): Promise<Profile>;
+  getProfile(name: string): Promise<Profile | null>;
+  listProfiles(): Promise<Profile[]>;
+  replaceProfile(p: Profile, expected: ExpectedRevision): Promise<Profile>;
+  deleteProfile(name: string, expected: ExpectedRevision): Promise<void>;
+  profileUsers(name: string): Promise<{ groups: string[]; machines: string[] }>;
+  imageUsers(image: string): Promise<string[]>;
+  createGroup(g: Group): Promise<Group>;
+  getGroup(name: string): Promise<Group | null>;
+  listGroups(): Promise<Group[]>;
+  replaceGroup(g: Group, expected: ExpectedRevision): Promise<Group>;
+  deleteGroup(name: string, expected: ExpectedRevision): Promise<void>;
+
+  // machines and their boot timeline
+  createMachine(m: Machine): Promise<Machine>;
+  getMachine(id: string): Promise<Machine | null>;
+  findMachineByMac(mac: string): Promise<Machine | null>;
+  findMachineByUuid(uuid: string): Promise<Machine | null>;
+  listMachines(filter: MachineFilter): Promise<Machine[]>;
+  replaceMachine(m: Machine, expected: ExpectedRevision): Promise<Machine>;
+  deleteMachine(id: string, expected: ExpectedRevision): Promise<void>;
+  /** Clears the machine's next boot if it is still `profile`; true for exactly one caller. */
+  consumeNextBoot(id: string, profile: string): Promise<boolean>;
+  /** Appends events and moves state / last seen, in one transaction for the whole batch. */
+  recordBootEvents(events: readonly NewBootEvent[]): Promise<void>;
+  listBootEvents(machineId: string, opts: { after?: number | undefined; limit: number }): Promise<BootEvent[]>;
+
+  // tokens
+  createToken(t: StoredToken): Promise<Token>;
+  findTokenByHash(hash: string): Promise<StoredToken | null>;
+  listTokens(): Promise<Token[]>;
+  revokeToken(id: string, at: string): Promise<Token>;
+  countTokens(role?: Role): Promise<number>;
+}
+
+export interface BlobInfo {
+  sha256: string;
+  size: number;
+}
+
+export interface PutBlobOptions {
+  expectedSha256?: string | undefined;
+  expectedSize?: number | undefined;
+}
+
+export interface ByteRange {
+  /** Inclusive first and last byte. */
+  start: number;
+  end: number;
+}
+
+export interface BlobStore {
+  /**
+   * Streams `body` into the store, hashing as it goes. Nothing becomes visible unless every byte
+   * arrived and matched the expectations; on any failure no trace is left.
+   */
+  put(body: Readable, opts: PutBlobOptions): Promise<BlobInfo>;
+  stat(sha256: string): Promise<BlobInfo | null>;
+  /** A stream of the blob (or one range of it) sized for throughput. */
+  read(sha256: string, range?: ByteRange): Promise<Readable>;
+  delete(sha256: string): Promise<void>;
+  list(): AsyncIterable<string>;
+  close(): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface IdSource {
+  id(): string;
+  secret(): string;
+}

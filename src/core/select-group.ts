@@ -1,0 +1,149 @@
+// Most-specific group selection, and the save-time rule that two equally specific groups never overlap.
+import { isIP } from 'node:net';
+import type { Arch, Group, Labels, Selectors } from './types.js';
+
+/** Everything selection may look at for one boot: the stored machine merged with what it reports. */
+export interface SelectionFacts {
+  macs: readonly string[];
+  uuid?: string | null | undefined;
+  serial?: string | null | undefined;
+  hostname?: string | null | undefined;
+  arch?: Arch | null | undefined;
+  platform?: string | null | undefined;
+  address?: string | null | undefined;
+  labels: Labels;
+}
+
+const SCALAR_KEYS = ['uuid', 'serial', 'hostname', 'arch', 'platform'] as const;
+
+/** Number of selectors; each label counts as one. The default group (no selectors) scores 0. */
+export function specificity(s: Selectors): number {
+  let n = 0;
+  if (s.mac !== undefined) n++;
+  for (const k of SCALAR_KEYS) if (s[k] !== undefined) n++;
+  if (s.subnet !== undefined) n++;
+  n += Object.keys(s.labels ?? {}).length;
+  return n;
+}
+
+export function matchesSelectors(s: Selectors, f: SelectionFacts): boolean {
+  if (s.mac !== undefined && !f.macs.includes(s.mac)) return false;
+  for (const k of SCALAR_KEYS) {
+    const want = s[k];
+    if (want !== undefined && (f[k] ?? undefined) !== want) return false;
+  }
+  if (s.subnet !== undefined && (f.address == null || !cidrContains(s.subnet, f.address))) return false;
+  for (const [k, v] of Object.entries(s.labels ?? {})) if (f.labels[k] !== v) return false;
+  return true;
+}
+
+/**
+ * The most specific matching group. Ties cannot happen between groups accepted by `findAmbiguousGroup`,
+ * but should a store hold one anyway, the name order makes the choice stable.
+ */
+export function selectGroup<G extends Pick<Group, 'name' | 'selectors'>>(groups: readonly G[], facts: SelectionFacts): G | null {
+  let best: G | null = null;
+  let bestScore = -1;
+  for (const g of groups) {
+    if (!matchesSelectors(g.selectors, facts)) continue;
+    const score = specificity(g.selectors);
+    if (score > bestScore || (score === bestScore && best !== null && g.name < best.name)) {
+      best = g;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** Can some machine match both selector sets? Only a key both constrain, with incompatible values, rules it out. */
+export function selectorsOverlap(a: Selectors, b: Selectors): boolean {
+  if (a.mac !== undefined && b.mac !== undefined && a.mac !== b.mac) return false;
+  for (const k of SCALAR_KEYS) {
+    if (a[k] !== undefined && b[k] !== undefined && a[k] !== b[k]) return false;
+  }
+  if (a.subnet !== undefined && b.subnet !== undefined && !cidrsOverlap(a.subnet, b.subnet)) return false;
+  const al = a.labels ?? {};
+  const bl = b.labels ?? {};
+  for (const [k, v] of Object.entries(al)) if (k in bl && bl[k] !== v) return false;
+  return true;
+}
+
+/** The first other group that would tie with `candidate` for some machine, or null. */
+export function findAmbiguousGroup<G extends Pick<Group, 'name' | 'selectors'>>(candidate: G, others: readonly G[]): G | null {
+  const score = specificity(candidate.selectors);
+  for (const o of others) {
+    if (o.name === candidate.name) continue;
+    if (specificity(o.selectors) === score && selectorsOverlap(candidate.selectors, o.selectors)) return o;
+  }
+  return null;
+}
+
+// --- CIDR arithmetic on bigints so IPv4 and IPv6 share one code path ---
+
+interface Cidr {
+  family: 4 | 6;
+  base: bigint;
+  bits: number;
+}
+
+export function parseCidr(text: string): Cidr | null {
+  const slash = text.indexOf('/');
+  if (slash < 0) return null;
+  const addr = text.slice(0, slash);
+  const bitsText = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bitsText)) return null;
+  const family = isIP(addr);
+  if (family !== 4 && family !== 6) return null;
+  const bits = Number(bitsText);
+  const width = family === 4 ? 32 : 128;
+  if (bits > width) return null;
+  const value = addressToBigint(addr, family);
+  return { family, base: value & mask(bits, width), bits };
+}
+
+function mask(bits: number, width: number): bigint {
+  if (bits === 0) return 0n;
+  return ((1n << BigInt(bits)) - 1n) << BigInt(width - bits);
+}
+
+function addressToBigint(addr: string, family: 4 | 6): bigint {
+  if (family === 4) return addr.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
+  let text = addr;
+  // Embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4?.[1] !== undefined) {
+    const n = addressToBigint(v4[1], 4);
+    text = text.slice(0, -v4[1].length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+/** Normalises IPv4-mapped IPv6 (`::ffff:10.0.0.1`, how Node reports v4 peers on dual-stack sockets). */
+function clientAddress(address: string): { family: 4 | 6; value: bigint } | null {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  const addr = mapped?.[1] ?? address;
+  const family = isIP(addr);
+  if (family !== 4 && family !== 6) return null;
+  return { family, value: addressToBigint(addr, family) };
+}
+
+export function cidrContains(cidrText: string, address: string): boolean {
+  const c = parseCidr(cidrText);
+  const a = clientAddress(address);
+  if (c === null || a === null || c.family !== a.family) return false;
+  const width = c.family === 4 ? 32 : 128;
+  return (a.value & mask(c.bits, width)) === c.base;
+}
+
+export function cidrsOverlap(x: string, y: string): boolean {
+  const a = parseCidr(x);
+  const b = parseCidr(y);
+  if (a === null || b === null || a.family !== b.family) return false;
+  const width = a.family === 4 ? 32 : 128;
+  const bits = Math.min(a.bits, b.bits);
+  return (a.base & mask(bits, width)) === (b.base & mask(bits, width));
+}

