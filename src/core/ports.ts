@@ -44,6 +44,8 @@ export interface Store {
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   onChange(listener: (change: Change) => void): () => void;
+  /** Cheap round trip proving the store answers (health checks). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 
   // artifacts: records of blobs that completed an upload

@@ -65,6 +65,10 @@ export class KyselyStore implements Store {
     return () => this.shared.listeners.delete(listener);
   }
 
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
   async close(): Promise<void> {
     this.shared.listeners.clear();
     await this.shared.closeDb();

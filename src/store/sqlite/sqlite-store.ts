@@ -19,6 +19,8 @@ export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore>
   conn.pragma('synchronous = NORMAL');
   conn.pragma('foreign_keys = ON');
   conn.pragma('busy_timeout = 5000');
+  // LIKE (the machine label filter) must be case-sensitive, as on PostgreSQL: label values are.
+  conn.pragma('case_sensitive_like = ON');
   conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? 64)}`);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: conn }) });
   const migrator = new Migrator({ db, provider: migrationProvider('sqlite') });

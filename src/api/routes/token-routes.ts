@@ -1,0 +1,22 @@
+// /api/v1/tokens: admin-only token management. Secrets are returned once, at creation.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { requireRole } from '../auth.js';
+import { problemResponses } from '../http-helpers.js';
+import * as S from '../schemas.js';
+import type { Services } from '../services.js';
+
+export const tokenRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services: s }) => {
+  const admin = { preHandler: requireRole(s.tokens, 'admin') };
+  const tags = ['tokens'];
+  app.get('/tokens', { ...admin, schema: { tags, summary: 'List tokens (never their secrets)', response: { 200: S.itemsOf(S.Token) } } }, async () => ({ items: await s.tokens.list() }));
+  app.post('/tokens', { ...admin, schema: { tags, summary: 'Create a token; the secret is shown once', body: S.TokenCreate, response: { 201: S.TokenCreated, ...problemResponses(400) } } },
+    async (req, reply) => {
+      const { token, secret } = await s.tokens.create(req.body.name, req.body.role);
+      return reply.code(201).send({ ...token, secret });
+    });
+  app.delete('/tokens/:id', { ...admin, schema: { tags, summary: 'Revoke a token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 200: S.Token, ...problemResponses(404) } } },
+    async (req) => s.tokens.revoke(req.params.id));
+  app.get('/whoami', { preHandler: requireRole(s.tokens, 'viewer'), schema: { tags, summary: 'The token making this request', response: { 200: S.Token } } },
+    async (req) => req.token!);
+};

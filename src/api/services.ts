@@ -1,0 +1,20 @@
+// The core services an HTTP listener needs; built once by the server's composition root.
+import type { ArtifactService } from '../core/services/artifact-service.js';
+import type { BootService } from '../core/services/boot-service.js';
+import type { GroupService } from '../core/services/group-service.js';
+import type { ImageService } from '../core/services/image-service.js';
+import type { MachineService } from '../core/services/machine-service.js';
+import type { ProfileService } from '../core/services/profile-service.js';
+import type { TokenService } from '../core/services/token-service.js';
+import type { Clock } from '../core/ports.js';
+
+export interface Services {
+  artifacts: ArtifactService;
+  images: ImageService;
+  machines: MachineService;
+  profiles: ProfileService;
+  groups: GroupService;
+  tokens: TokenService;
+  boot: BootService;
+  clock: Clock;
+}

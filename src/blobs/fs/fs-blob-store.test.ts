@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KilnError } from '../../core/kiln-error.js';
+import { chunked, cutOffAfter, describeBlobStoreContract, failingAfter, listAll, sha256Of } from '../contract/blob-store-contract.js';
+import { FsBlobStore } from './fs-blob-store.js';
+
+const roots: string[] = [];
+
+async function freshRoot(): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'kiln-blobs-'));
+  roots.push(root);
+  return root;
+}
+
+afterEach(async () => {
+  await Promise.all(roots.splice(0).map((r) => rm(r, { recursive: true, force: true })));
+});
+
+describeBlobStoreContract('fs', async () => FsBlobStore.open(await freshRoot()));
+
+describe('FsBlobStore', () => {
+  it('stores a blob at <root>/sha256/<first two hex digits>/<sha256>', async () => {
+    const root = await freshRoot();
+    const store = await FsBlobStore.open(root);
+    const data = randomBytes(1234);
+    const { sha256 } = await store.put(chunked(data), {});
+    const file = join(root, 'sha256', sha256.slice(0, 2), sha256);
+    expect((await readFile(file)).equals(data)).toBe(true);
+    expect(await readdir(join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('leaves no files in <root>/.tmp after failed uploads', async () => {
+    const root = await freshRoot();
+    const store = await FsBlobStore.open(root);
+    const data = randomBytes(6 * 64 * 1024);
+    const failures = [
+      store.put(chunked(data), { expectedSha256: sha256Of(Buffer.from('x')) }),
+      store.put(chunked(data), { expectedSize: 1000 }),
+      store.put(chunked(data), { expectedSize: data.length + 1 }),
+      store.put(failingAfter(data, new Error('reset')), {}),
+      store.put(failingAfter(Buffer.alloc(0), new Error('reset at once')), {}),
+      store.put(cutOffAfter(data), {}),
+    ];
+    const results = await Promise.allSettled(failures);
+    expect(results.map((r) => r.status)).toEqual(failures.map(() => 'rejected'));
+    // Give any stream still closing a moment, then look.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await readdir(join(root, '.tmp'))).toEqual([]);
+    expect(await listAll(store)).toEqual([]);
+  });
+
+  it('removes leftovers in <root>/.tmp on open and ignores stray files in the blob tree', async () => {
+    const root = await freshRoot();
+    const first = await FsBlobStore.open(root);
+    const kept = await first.put(chunked(randomBytes(100)), {});
+    await first.close();
+    await writeFile(join(root, '.tmp', '1700000000000-deadbeef'), 'half an upload');
+    await mkdir(join(root, '.tmp', 'nested'), { recursive: true });
+    await writeFile(join(root, '.tmp', 'nested', 'junk'), 'x');
+    await writeFile(join(root, 'sha256', kept.sha256.slice(0, 2), 'not-a-digest.partial'), 'x');
+
+    const second = await FsBlobStore.open(root);
+    expect(await readdir(join(root, '.tmp'))).toEqual([]);
+    expect((await stat(join(root, '.tmp'))).isDirectory()).toBe(true);
+    expect(await listAll(second)).toEqual([kept.sha256]);
+    expect(await second.stat(kept.sha256)).toEqual(kept);
+  });
+
+  it('open creates the root when it does not exist', async () => {
+    const root = join(await freshRoot(), 'a', 'b');
+    const store = await FsBlobStore.open(root);
+    expect(await listAll(store)).toEqual([]);
+    expect((await stat(join(root, 'sha256'))).isDirectory()).toBe(true);
+  });
+
+  it('treats a malformed digest as not found instead of touching other paths', async () => {
+    const root = await freshRoot();
+    const store = await FsBlobStore.open(root);
+    for (const bad of ['../../etc/passwd', 'ABC', '', 'a'.repeat(63), 'A'.repeat(64)]) {
+      await expect(store.read(bad)).rejects.toSatisfy((e) => e instanceof KilnError && e.code === 'KILN_ARTIFACT_NOT_FOUND');
+      await expect(store.stat(bad)).rejects.toSatisfy((e) => e instanceof KilnError && e.code === 'KILN_ARTIFACT_NOT_FOUND');
+    }
+  });
+});

@@ -1,0 +1,125 @@
+// Serves an immutable, content-addressed artifact on a raw Node response: conditional requests,
+// single and multiple ranges, HEAD. Its own handler because throughput needs 1 MiB stream chunks
+// (@fastify/static was measured at 0.14-0.24x nginx here; large-chunk streams at 0.84-1.05x).
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ByteRange } from '../../core/ports.js';
+import { parseRange } from './parse-range.js';
+
+export interface ArtifactSource {
+  sha256: string;
+  size: number;
+  mediaType: string;
+  lastModified: Date;
+  open(range?: ByteRange): Promise<Readable>;
+}
+
+export interface SendResult {
+  status: number;
+  /** Body bytes the response was to carry. */
+  bytes: number;
+  ranges: ByteRange[] | null;
+  /** False when the client went away before the body was complete. */
+  complete: boolean;
+}
+
+function etagMatches(header: string, etag: string, weakOk: boolean): boolean {
+  if (header.trim() === '*') return true;
+  return header.split(',').some((t) => {
+    const tag = t.trim();
+    return tag === etag || (weakOk && tag === `W/${etag}`);
+  });
+}
+
+export async function sendArtifact(req: IncomingMessage, res: ServerResponse, src: ArtifactSource): Promise<SendResult> {
+  const etag = `"${src.sha256}"`;
+  const lastModified = new Date(Math.floor(src.lastModified.getTime() / 1000) * 1000);
+  res.setHeader('ETag', etag);
+  res.setHeader('Last-Modified', lastModified.toUTCString());
+  res.setHeader('Accept-Ranges', 'bytes');
+  // Content-addressed: the bytes behind this URL never change.
+  res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+
+  const inm = req.headers['if-none-match'];
+  if (inm !== undefined && etagMatches(inm, etag, true)) {
+    res.statusCode = 304;
+    res.end();
+    return { status: 304, bytes: 0, ranges: null, complete: true };
+  }
+
+  let rangeHeader = req.headers.range;
+  const ifRangeRaw = req.headers['if-range'];
+  const ifRange = Array.isArray(ifRangeRaw) ? ifRangeRaw[0] : ifRangeRaw;
+  if (rangeHeader !== undefined && ifRange !== undefined) {
+    // If-Range needs a strong match, or a date no older than our Last-Modified.
+    const ok = ifRange.trim().startsWith('"') || ifRange.trim().startsWith('W/')
+      ? ifRange.trim() === etag
+      : Date.parse(ifRange) >= lastModified.getTime();
+    if (!ok) rangeHeader = undefined;
+  }
+  const head = req.method === 'HEAD';
+  const request = parseRange(rangeHeader, src.size);
+
+  if (request.kind === 'unsatisfiable') {
+    res.statusCode = 416;
+    res.setHeader('Content-Range', `bytes */${src.size}`);
+    res.setHeader('Content-Type', 'application/problem+json');
+    const body = JSON.stringify({ type: 'about:blank', title: 'Range not satisfiable', status: 416, code: 'KILN_ARTIFACT_RANGE_NOT_SATISFIABLE', detail: `artifact is ${src.size} bytes` });
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(head ? undefined : body);
+    return { status: 416, bytes: 0, ranges: null, complete: true };
+  }
+
+  if (request.kind === 'full' || request.ranges.length === 1) {
+    const range = request.kind === 'ranges' ? request.ranges[0]! : undefined;
+    const length = range === undefined ? src.size : range.end - range.start + 1;
+    res.statusCode = range === undefined ? 200 : 206;
+    res.setHeader('Content-Type', src.mediaType);
+    res.setHeader('Content-Length', length);
+    if (range !== undefined) res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${src.size}`);
+    const result = { status: res.statusCode, bytes: length, ranges: range === undefined ? null : [range] };
+    if (head || length === 0) {
+      res.end();
+      return { ...result, complete: true };
+    }
+    return { ...result, complete: await pump(await src.open(range), res) };
+  }
+
+  const ranges = request.ranges;
+  const boundary = `kiln-${randomBytes(12).toString('hex')}`;
+  const partHeads = request.ranges.map((r) =>
+    Buffer.from(`\r\n--${boundary}\r\nContent-Type: ${src.mediaType}\r\nContent-Range: bytes ${r.start}-${r.end}/${src.size}\r\n\r\n`),
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  const length = partHeads.reduce((n, h, i) => n + h.length + request.ranges[i]!.end - request.ranges[i]!.start + 1, 0) + tail.length;
+  res.statusCode = 206;
+  res.setHeader('Content-Type', `multipart/byteranges; boundary=${boundary}`);
+  res.setHeader('Content-Length', length);
+  const result = { status: 206, bytes: length, ranges: request.ranges };
+  if (head) {
+    res.end();
+    return { ...result, complete: true };
+  }
+  async function* parts(): AsyncGenerator<Buffer> {
+    for (const [i, r] of ranges.entries()) {
+      yield partHeads[i]!;
+      for await (const chunk of await src.open(r)) yield chunk as Buffer;
+    }
+    yield tail;
+  }
+  return { ...result, complete: await pump(Readable.from(parts(), { objectMode: false }), res) };
+}
+
+/** Streams to the client; a client that goes away ends the read (no leaked file handles), not the server. */
+async function pump(body: Readable, res: ServerResponse): Promise<boolean> {
+  try {
+    await pipeline(body, res);
+    return true;
+  } catch {
+    body.destroy();
+    if (!res.destroyed) res.destroy();
+    return false;
+  }
+}

@@ -1,0 +1,56 @@
+// `kiln serve`: the server in this process. Flags come from the one settings table in server/config.
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, SETTINGS } from '../../server/config.js';
+import { createLogger } from '../../server/logger.js';
+import { startKiln } from '../../server/start-kiln.js';
+import { CliError } from '../api-client.js';
+import { EXIT } from '../exit-codes.js';
+
+function optionName(flag: string): string {
+  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function serveCommand(): Command {
+  const cmd = new Command('serve').description('run the Kiln server (admin API + boot endpoints) on the embedded store');
+  cmd.addOption(new Option('-c, --config <path>', 'configuration file (default ./kiln.yaml when present; env KILN_CONFIG)'));
+  for (const s of SETTINGS) {
+    const placeholder = s.kind === 'bool' ? '[bool]' : '<value>';
+    cmd.addOption(new Option(`${s.flag} ${placeholder}`, `${s.doc} (env ${s.env}, default ${String(s.default)})`));
+  }
+  cmd.action(async (opts: Record<string, string | boolean | undefined>, command: Command) => {
+    const flags: Record<string, string | boolean | undefined> = {};
+    for (const s of SETTINGS) flags[s.key] = opts[optionName(s.flag)];
+    const globals = command.optsWithGlobals<{ dataDir?: string }>();
+    if (flags.dataDir === undefined && globals.dataDir !== undefined) flags.dataDir = globals.dataDir;
+    let config;
+    try {
+      config = loadConfig({ file: opts.config as string | undefined, env: process.env, flags, cwd: process.cwd() });
+    } catch (err) {
+      if (err instanceof ConfigError) throw new CliError(err.message, EXIT.config, 'KILN_CONFIG_INVALID');
+      throw err;
+    }
+    const log = createLogger(config.logLevel);
+    const kiln = await startKiln(config, log);
+    if (kiln.createdAdminToken !== null) {
+      // Printed once, on first start; the file keeps it for the CLI on this host.
+      process.stderr.write(`\nKiln admin token (shown once; also saved in ${config.dataDir}/admin.token, mode 0600):\n\n  ${kiln.createdAdminToken}\n\n`);
+    }
+    process.stderr.write(`Kiln is serving: admin API ${kiln.adminUrl}/api/v1 (docs ${kiln.adminUrl}/api/docs), boot ${kiln.bootUrl}/boot.ipxe\n`);
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'stopping');
+        void kiln.close().then((clean) => {
+          process.exitCode = clean ? 0 : 1;
+          resolve();
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    log.flush();
+  });
+  return cmd;
+}

@@ -1,0 +1,90 @@
+// Builds the Fastify listeners: the admin API (/api/v1, OpenAPI, docs) and the boot endpoints,
+// on one app or two, as configured.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { installProblemHandlers, problemOf, sendProblem } from '../api/problem.js';
+import { artifactRoutes } from '../api/routes/artifact-routes.js';
+import { imageRoutes } from '../api/routes/image-routes.js';
+import { machineRoutes } from '../api/routes/machine-routes.js';
+import { profileRoutes } from '../api/routes/profile-routes.js';
+import { tokenRoutes } from '../api/routes/token-routes.js';
+import { Problem } from '../api/schemas.js';
+import type { Services } from '../api/services.js';
+import { bootRoutes, type BootHttpOptions } from '../boot/http/boot-routes.js';
+
+export interface AppOptions {
+  services: Services;
+  boot: Omit<BootHttpOptions, 'services'>;
+  logger: FastifyBaseLogger | false;
+  bodyLimitBytes: number;
+  apiDocs: boolean;
+  /** Liveness and readiness: false while shutting down or when the store does not answer. */
+  health: () => Promise<boolean>;
+  version: string;
+}
+
+function baseApp(opts: AppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger === false ? undefined : opts.logger,
+    logger: opts.logger === false ? false : undefined,
+    bodyLimit: opts.bodyLimitBytes,
+    // Multi-GB uploads take longer than Node's default 5 min request timeout.
+    requestTimeout: 0,
+    // Request ids in logs; iPXE sends none, so generate them.
+    genReqId: (() => { let n = 0; return () => (++n).toString(36); })(),
+    // Boot requests come by the thousand in a storm; their events are in the machine timeline instead.
+    logController: new LogController({ disableRequestLogging: (req) => req.url.startsWith('/boot') || req.url === '/healthz' }),
+    routerOptions: { maxParamLength: 256 },
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
+  installProblemHandlers(app);
+  app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
+    if (await opts.health().catch(() => false)) return reply.send({ status: 'ok', version: opts.version });
+    return sendProblem(reply, problemOf('KILN_UNAVAILABLE', 'not ready (shutting down or storage unavailable)'));
+  });
+  return app;
+}
+
+export async function registerAdmin(app: FastifyInstance, opts: AppOptions): Promise<void> {
+  app.addSchema({ ...Problem, $id: 'Problem' });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Kiln API', version: opts.version, description: 'Kiln admin API. Every request needs `Authorization: Bearer <token>`; writes need role operator or admin. Errors are application/problem+json with a stable `code` (docs/errors.md).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(async (api) => {
+    for (const routes of [imageRoutes, machineRoutes, profileRoutes, tokenRoutes]) await api.register(routes, { services: opts.services });
+    // Own scope: uploads replace the JSON body parser with a raw stream.
+    await api.register(artifactRoutes, { services: opts.services });
+    api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  }, { prefix: '/api/v1' });
+  if (opts.apiDocs) await app.register(swaggerUi, { routePrefix: '/api/docs' });
+}
+
+export async function registerBoot(app: FastifyInstance, opts: AppOptions): Promise<void> {
+  await app.register(async (boot) => {
+    // Boot endpoints are not part of the admin API document.
+    boot.addHook('onRoute', (route) => {
+      route.schema = { ...(route.schema ?? {}), hide: true };
+    });
+    await boot.register(bootRoutes, { ...opts.boot, services: opts.services });
+  });
+}
+
+/** One app for both, or [admin, boot] when the boot path has its own listener. */
+export async function buildApps(opts: AppOptions, split: boolean): Promise<FastifyInstance[]> {
+  const main = baseApp(opts);
+  await registerAdmin(main, opts);
+  if (!split) {
+    await registerBoot(main, opts);
+    return [main];
+  }
+  const boot = baseApp({ ...opts, apiDocs: false });
+  await registerBoot(boot, opts);
+  return [main, boot];
+}

@@ -1,0 +1,209 @@
+// Kiln's one configuration: defaults < kiln.yaml < KILN_* environment < command-line flags.
+// Read once at the entry point, validated with every problem reported together, then frozen.
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+
+type Kind = 'string' | 'int' | 'bool' | 'listen' | 'url' | 'level' | 'optional-listen' | 'optional-url' | 'path';
+
+interface Setting {
+  key: string;
+  env: string;
+  flag: string;
+  kind: Kind;
+  default: string | number | boolean | null;
+  min?: number;
+  max?: number;
+  doc: string;
+}
+
+/** Every setting, once: the README's configuration table and the `serve` flags are made from this list. */
+export const SETTINGS: readonly Setting[] = [
+  { key: 'listen', env: 'KILN_LISTEN', flag: '--listen', kind: 'listen', default: '0.0.0.0:8080', doc: 'HOST:PORT for the admin API and (unless boot.listen is set) the boot endpoints' },
+  { key: 'dataDir', env: 'KILN_DATA_DIR', flag: '--data-dir', kind: 'path', default: './kiln-data', doc: 'data directory: kiln.db (SQLite), blobs/, admin.token' },
+  { key: 'publicUrl', env: 'KILN_PUBLIC_URL', flag: '--public-url', kind: 'optional-url', default: null, doc: 'base URL machines use to reach the boot endpoints (default: from each request\'s Host header)' },
+  { key: 'logLevel', env: 'KILN_LOG_LEVEL', flag: '--log-level', kind: 'level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
+  { key: 'backlog', env: 'KILN_BACKLOG', flag: '--backlog', kind: 'int', default: 4096, min: 1, max: 65535, doc: 'listen backlog; Node\'s default 511 reset 8% of a 1,000-machine boot storm here' },
+  { key: 'shutdownTimeoutMs', env: 'KILN_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', default: 10000, min: 0, max: 600000, doc: 'on SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut' },
+  { key: 'bodyLimitBytes', env: 'KILN_BODY_LIMIT_BYTES', flag: '--body-limit-bytes', kind: 'int', default: 1048576, min: 1024, max: 67108864, doc: 'largest JSON request body (artifact uploads stream and have no limit)' },
+  { key: 'apiDocs', env: 'KILN_API_DOCS', flag: '--api-docs', kind: 'bool', default: true, doc: 'serve the interactive API docs at /api/docs' },
+  { key: 'sqliteCacheMiB', env: 'KILN_SQLITE_CACHE_MIB', flag: '--sqlite-cache-mib', kind: 'int', default: 64, min: 2, max: 65536, doc: 'SQLite page cache size' },
+  { key: 'boot.listen', env: 'KILN_BOOT_LISTEN', flag: '--boot-listen', kind: 'optional-listen', default: null, doc: 'separate HOST:PORT for the boot endpoints only (the admin API then stays on listen)' },
+  { key: 'boot.signUrls', env: 'KILN_BOOT_SIGN_URLS', flag: '--boot-sign-urls', kind: 'bool', default: false, doc: 'artifact URLs in boot scripts carry an expiring HMAC signature; unsigned fetches get 403' },
+  { key: 'boot.urlTtlSeconds', env: 'KILN_BOOT_URL_TTL_SECONDS', flag: '--boot-url-ttl-seconds', kind: 'int', default: 3600, min: 10, max: 604800, doc: 'lifetime of signed artifact URLs' },
+  { key: 'boot.retries', env: 'KILN_BOOT_RETRIES', flag: '--boot-retries', kind: 'int', default: 5, min: 1, max: 100, doc: 'download attempts in a boot script before it gives up and reboots' },
+  { key: 'boot.retryDelaySeconds', env: 'KILN_BOOT_RETRY_DELAY_SECONDS', flag: '--boot-retry-delay-seconds', kind: 'int', default: 5, min: 0, max: 3600, doc: 'pause between attempts' },
+  { key: 'boot.noPlanDelaySeconds', env: 'KILN_BOOT_NO_PLAN_DELAY_SECONDS', flag: '--boot-no-plan-delay-seconds', kind: 'int', default: 30, min: 1, max: 86400, doc: 'a machine with nothing to boot asks again after this long' },
+  { key: 'events.flushIntervalMs', env: 'KILN_EVENTS_FLUSH_INTERVAL_MS', flag: '--events-flush-interval-ms', kind: 'int', default: 50, min: 1, max: 10000, doc: 'boot events are written in batches at most this far apart' },
+];
+
+export interface KilnConfig {
+  listen: { host: string; port: number };
+  dataDir: string;
+  publicUrl: string | null;
+  logLevel: string;
+  backlog: number;
+  shutdownTimeoutMs: number;
+  bodyLimitBytes: number;
+  apiDocs: boolean;
+  sqliteCacheMiB: number;
+  boot: {
+    listen: { host: string; port: number } | null;
+    signUrls: boolean;
+    urlTtlSeconds: number;
+    retries: number;
+    retryDelaySeconds: number;
+    noPlanDelaySeconds: number;
+  };
+  events: { flushIntervalMs: number };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function parseListen(v: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(v.trim());
+  if (m === null) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!), port };
+}
+
+function convert(s: Setting, raw: unknown, source: string, problems: string[]): unknown {
+  const where = `${s.key} (from ${source})`;
+  if (raw === null && s.kind.startsWith('optional')) return null;
+  const text = typeof raw === 'string' ? raw.trim() : raw;
+  switch (s.kind) {
+    case 'int': {
+      const n = typeof text === 'number' ? text : typeof text === 'string' && /^-?\d+$/.test(text) ? Number(text) : NaN;
+      if (!Number.isSafeInteger(n)) return void problems.push(`${where}: want an integer, got ${JSON.stringify(raw)}`);
+      if ((s.min !== undefined && n < s.min) || (s.max !== undefined && n > s.max)) return void problems.push(`${where}: ${n} is outside ${s.min}..${s.max}`);
+      return n;
+    }
+    case 'bool': {
+      if (typeof text === 'boolean') return text;
+      if (typeof text === 'string' && /^(true|1|yes|on)$/i.test(text)) return true;
+      if (typeof text === 'string' && /^(false|0|no|off)$/i.test(text)) return false;
+      return void problems.push(`${where}: want true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'listen':
+    case 'optional-listen': {
+      if (s.kind === 'optional-listen' && text === '') return null;
+      const l = typeof text === 'string' ? parseListen(text) : null;
+      if (l === null) return void problems.push(`${where}: want HOST:PORT (e.g. 0.0.0.0:8080), got ${JSON.stringify(raw)}`);
+      return l;
+    }
+    case 'url':
+    case 'optional-url': {
+      if (s.kind === 'optional-url' && text === '') return null;
+      try {
+        const u = new URL(String(text));
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+        if (u.search !== '' || u.hash !== '' || !/^[A-Za-z0-9._~:/[\]-]+$/.test(u.href)) throw new Error('chars');
+        return u.href.replace(/\/+$/, '');
+      } catch {
+        return void problems.push(`${where}: want an http(s) URL without query, got ${JSON.stringify(raw)}`);
+      }
+    }
+    case 'level':
+      if (typeof text !== 'string' || !LEVELS.includes(text)) return void problems.push(`${where}: want one of ${LEVELS.join(', ')}`);
+      return text;
+    case 'string':
+    case 'path':
+      if (typeof text !== 'string' || text === '') return void problems.push(`${where}: want a non-empty string`);
+      return text;
+  }
+}
+
+function flatten(obj: unknown, prefix: string, out: Map<string, unknown>, problems: string[], file: string): void {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+    problems.push(`${file}: ${prefix === '' ? 'the file' : prefix} must be a mapping`);
+    return;
+  }
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix === '' ? k : `${prefix}.${k}`;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) flatten(v, key, out, problems, file);
+    else out.set(key, v);
+  }
+}
+
+export interface ConfigSources {
+  /** Path given with --config / KILN_CONFIG; when absent, ./kiln.yaml is read if it exists. */
+  file?: string | undefined;
+  env: Record<string, string | undefined>;
+  /** Flag values by setting key (as commander parsed them). */
+  flags: Record<string, string | boolean | undefined>;
+  cwd: string;
+}
+
+export function loadConfig(src: ConfigSources): KilnConfig {
+  const problems: string[] = [];
+  const values = new Map<string, unknown>();
+  for (const s of SETTINGS) values.set(s.key, s.kind === 'listen' || s.kind === 'optional-listen' ? (s.default === null ? null : parseListen(String(s.default))) : s.default);
+
+  const explicit = src.file ?? src.env.KILN_CONFIG;
+  const path = explicit ?? `${src.cwd}/kiln.yaml`;
+  if (explicit !== undefined || existsSync(path)) {
+    try {
+      const doc: unknown = parseYaml(readFileSync(path, 'utf8'));
+      const flat = new Map<string, unknown>();
+      if (doc !== null && doc !== undefined) flatten(doc, '', flat, problems, path);
+      for (const [k, v] of flat) {
+        const s = SETTINGS.find((x) => x.key === k);
+        if (s === undefined) problems.push(`${path}: unknown key ${k}`);
+        else {
+          const c = convert(s, v, path, problems);
+          if (c !== undefined) values.set(k, c);
+        }
+      }
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  for (const s of SETTINGS) {
+    const e = src.env[s.env];
+    if (e !== undefined) {
+      const c = convert(s, e, s.env, problems);
+      if (c !== undefined) values.set(s.key, c);
+    }
+  }
+  for (const s of SETTINGS) {
+    const f = src.flags[s.key];
+    if (f !== undefined) {
+      const c = convert(s, f, s.flag, problems);
+      if (c !== undefined) values.set(s.key, c);
+    }
+  }
+  const listen = values.get('listen') as KilnConfig['listen'];
+  const bootListen = values.get('boot.listen') as KilnConfig['boot']['listen'];
+  if (bootListen !== null && bootListen.port === listen.port && bootListen.port !== 0 && (bootListen.host === listen.host || bootListen.host === '0.0.0.0' || listen.host === '0.0.0.0')) {
+    problems.push('boot.listen: must differ from listen (leave it unset to serve boot and admin on one port)');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const get = <T>(k: string) => values.get(k) as T;
+  return Object.freeze({
+    listen,
+    dataDir: get<string>('dataDir'),
+    publicUrl: get<string | null>('publicUrl'),
+    logLevel: get<string>('logLevel'),
+    backlog: get<number>('backlog'),
+    shutdownTimeoutMs: get<number>('shutdownTimeoutMs'),
+    bodyLimitBytes: get<number>('bodyLimitBytes'),
+    apiDocs: get<boolean>('apiDocs'),
+    sqliteCacheMiB: get<number>('sqliteCacheMiB'),
+    boot: Object.freeze({
+      listen: bootListen,
+      signUrls: get<boolean>('boot.signUrls'),
+      urlTtlSeconds: get<number>('boot.urlTtlSeconds'),
+      retries: get<number>('boot.retries'),
+      retryDelaySeconds: get<number>('boot.retryDelaySeconds'),
+      noPlanDelaySeconds: get<number>('boot.noPlanDelaySeconds'),
+    }),
+    events: Object.freeze({ flushIntervalMs: get<number>('events.flushIntervalMs') }),
+  });
+}
