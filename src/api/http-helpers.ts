@@ -10,7 +10,7 @@ export function withEtag<T extends { revision: number }>(reply: FastifyReply, ki
 
 export function expectedRevision(req: FastifyRequest, kind: string, key: string): ExpectedRevision {
   const h = req.headers['if-match'];
-  return revisionFromIfMatch(Array.isArray(h) ? h[0] : h, kind, key);
+  return revisionFromIfMatch(typeof h === 'string' ? h : h?.[0], kind, key);
 }
 
 export function actorOf(req: FastifyRequest): string {

@@ -62,6 +62,7 @@ export const errorCatalogue = {
   KILN_TOKEN_NOT_FOUND: { kind: 'not_found', title: 'No such token' },
   KILN_BOOT_URL_INVALID_SIGNATURE: { kind: 'forbidden', title: 'The signed boot URL is missing, expired or tampered with' },
   KILN_BOOT_NO_PLAN: { kind: 'not_found', title: 'Nothing to boot: no assignment and no matching group' },
+  KILN_CONFIG_INVALID: { kind: 'invalid', title: 'The configuration has problems (each one is listed)' },
   KILN_UNAVAILABLE: { kind: 'unavailable', title: 'Kiln cannot serve this now (shutting down or storage unavailable)' },
   KILN_INTERNAL: { kind: 'internal', title: 'Unexpected internal error' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -37,6 +37,8 @@ function baseApp(opts: AppOptions): FastifyInstance {
     // Boot requests come by the thousand in a storm; their events are in the machine timeline instead.
     logController: new LogController({ disableRequestLogging: (req) => req.url.startsWith('/boot') || req.url === '/healthz' }),
     routerOptions: { maxParamLength: 256 },
+    // Unknown fields are an error, not silently dropped (Fastify's default strips them).
+    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
   installProblemHandlers(app);
   app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
@@ -58,6 +60,8 @@ export async function registerAdmin(app: FastifyInstance, opts: AppOptions): Pro
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(async (api) => {
+    // JSON only: a text/plain body is refused with 415 rather than half-parsed.
+    api.removeContentTypeParser('text/plain');
     for (const routes of [imageRoutes, machineRoutes, profileRoutes, tokenRoutes]) await api.register(routes, { services: opts.services });
     // Own scope: uploads replace the JSON body parser with a raw stream.
     await api.register(artifactRoutes, { services: opts.services });

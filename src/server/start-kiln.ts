@@ -145,7 +145,13 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
           log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown deadline reached; cutting open connections');
           for (const app of apps) app.server.closeAllConnections();
         }, config.shutdownTimeoutMs);
+        // Keep-alive connections that finish their last response after close() began are idle
+        // only from then on: keep closing idle ones so the deadline is not spent waiting on them.
+        const reaper = setInterval(() => {
+          for (const app of apps) app.server.closeIdleConnections();
+        }, 50);
         await runClosers();
+        clearInterval(reaper);
         clearTimeout(deadline);
         log.info({ forced }, 'kiln stopped');
         return !forced;

@@ -1,6 +1,16 @@
-// Registers the resource commands (`kiln <noun> <verb>`).
+// Registers the resource commands (`kiln <noun> <verb>`): thin HTTP fronts over the admin API.
 import type { Command } from 'commander';
+import { groupCommands } from './group-commands.js';
+import { imageCommands } from './image-commands.js';
+import { machineCommands } from './machine-commands.js';
+import { profileCommands } from './profile-commands.js';
+import { tokenCommands } from './token-commands.js';
 
 export function registerResourceCommands(program: Command): void {
-  void program;
+  // `program.command()` (not addCommand) so nouns and verbs inherit exitOverride and the help settings.
+  imageCommands(program.command('image').description('images, versions (push) and channels (promote, rollback)'));
+  machineCommands(program.command('machine').description('machines: inventory, assignment, next boot, boot plan, events'));
+  profileCommands(program.command('profile').description('profiles: an image (channel or version), kernel arguments, template'));
+  groupCommands(program.command('group').description('groups: selectors that pick a profile for unassigned machines'));
+  tokenCommands(program.command('token').description('API tokens (admin)'));
 }

@@ -1,6 +1,6 @@
 // The boot path: identify (or enroll) the machine, decide its plan, consume a next boot exactly once,
 // and record what happened. Transports call this; rendering the script is the listener's job.
-import { BootCache } from '../boot-cache.js';
+import type { BootCache } from '../boot-cache.js';
 import type { BootEventRecorder } from '../boot-event-recorder.js';
 import { KilnError } from '../kiln-error.js';
 import { chooseProfile, resolvePlan, selectionFacts, type PlanOutcome } from '../plan-boot.js';
@@ -127,7 +127,7 @@ export class BootService {
 }
 
 function pickDefined(f: BootFacts): Partial<Omit<BootFacts, 'mac'>> {
-  const out: Record<string, unknown> = {};
+  const out: Partial<Omit<BootFacts, 'mac'>> & Record<string, unknown> = {};
   for (const [k, v] of Object.entries(f)) if (k !== 'mac' && v !== undefined) out[k] = v;
-  return out as Partial<Omit<BootFacts, 'mac'>>;
+  return out;
 }

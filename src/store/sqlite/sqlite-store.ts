@@ -27,7 +27,7 @@ export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore>
   const { error } = await migrator.migrateToLatest();
   if (error !== undefined) {
     await db.destroy();
-    throw error instanceof Error ? error : new Error(String(error));
+    throw error instanceof Error ? error : new Error(`migration failed: ${JSON.stringify(error)}`);
   }
   return KyselyStore.create(
     db,
