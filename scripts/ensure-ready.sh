@@ -4,6 +4,12 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# Parallel callers (test workers, a second terminal) wait for one another instead of racing npm ci.
+if command -v flock >/dev/null 2>&1 && [ -z "${KILN_READY_LOCKED:-}" ]; then
+  export KILN_READY_LOCKED=1
+  exec flock .kiln-ready.lock sh "$0" "$@"
+fi
+
 major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$major" -lt 20 ]; then
   echo "Kiln needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))." >&2

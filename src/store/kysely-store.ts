@@ -522,18 +522,21 @@ export class KyselyStore implements Store {
           .values(events.slice(i, i + 500).map((e) => ({ machine_id: e.machineId, at: e.at, kind: e.kind, detail: json(e.detail) })))
           .execute();
       }
-      // One update per machine: the last state-moving event wins, last seen is the latest time.
-      const latest = new Map<string, { at: string; state: MachineState | null }>();
-      for (const e of events) {
-        const prev = latest.get(e.machineId);
-        latest.set(e.machineId, { at: prev === undefined || e.at > prev.at ? e.at : prev.at, state: e.state ?? prev?.state ?? null });
-      }
-      for (const [id, u] of latest) {
-        await tx.db
-          .updateTable('machines')
-          .set(u.state === null ? { last_seen_at: u.at } : { last_seen_at: u.at, state: u.state })
-          .where('id', '=', id)
-          .execute();
+      // A handful of statements per batch, not one per machine: machines are grouped by the state the
+      // batch leaves them in (the last state-moving event wins), and last seen is the batch's latest time.
+      const at = events.reduce((max, e) => (e.at > max ? e.at : max), events[0]!.at);
+      const finalState = new Map<string, MachineState | null>();
+      for (const e of events) if (e.state !== null || !finalState.has(e.machineId)) finalState.set(e.machineId, e.state ?? finalState.get(e.machineId) ?? null);
+      const byState = new Map<MachineState | null, string[]>();
+      for (const [id, state] of finalState) byState.set(state, [...(byState.get(state) ?? []), id]);
+      for (const [state, ids] of byState) {
+        for (let i = 0; i < ids.length; i += 500) {
+          await tx.db
+            .updateTable('machines')
+            .set(state === null ? { last_seen_at: at } : { last_seen_at: at, state })
+            .where('id', 'in', ids.slice(i, i + 500))
+            .execute();
+        }
       }
     });
   }

@@ -40,7 +40,7 @@ function write(s: string): void {
 
 export function printVersion(format: OutputFormat, v: ImageVersion): void {
   if (format === 'json') return printObject(format, v);
-  printObject(format, { image: v.image, version: v.version, arch: v.arch, cmdline: v.cmdline, created: v.createdAt, id: v.id });
+  printObject(format, { image: v.image, version: v.version, arch: v.arch, cmdline: v.cmdline || null, created: v.createdAt, id: v.id });
   write('\n');
   printRows(format, v.artifacts, [
     { header: 'ARTIFACT', value: (a) => a.name },

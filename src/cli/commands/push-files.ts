@@ -109,7 +109,7 @@ export async function uploadFile(client: ApiClient, path: string, sha256: string
 interface FileProgress {
   phase(phase: 'hashing' | 'uploading'): void;
   update(done: number): void;
-  finish(line: string): void;
+  finish(outcome: string, sha256: string): void;
 }
 
 interface Progress {
@@ -117,7 +117,7 @@ interface Progress {
   stop(): void;
 }
 
-function ttyProgress(stream: NodeJS.WriteStream): Progress {
+function ttyProgress(stream: NodeJS.WriteStream, files: readonly PushFile[]): Progress {
   const multi = new cliProgress.MultiBar(
     {
       stream,
@@ -130,10 +130,9 @@ function ttyProgress(stream: NodeJS.WriteStream): Progress {
     },
     cliProgress.Presets.shades_classic,
   );
-  let width = 0;
+  const width = Math.max(...files.map((f) => f.name.length));
   return {
     file(f) {
-      width = Math.max(width, f.name.length);
       const total = Math.max(f.size, 1);
       const bar = multi.create(total, 0, { name: f.name.padEnd(width), doneText: formatBytes(0), sizeText: formatBytes(f.size), phase: 'hashing' });
       let phase: 'hashing' | 'uploading' = 'hashing';
@@ -145,8 +144,8 @@ function ttyProgress(stream: NodeJS.WriteStream): Progress {
         update(done) {
           bar.update(Math.min(done, total), { doneText: formatBytes(done), phase });
         },
-        finish(line) {
-          bar.update(total, { doneText: formatBytes(f.size), phase: line });
+        finish(outcome) {
+          bar.update(total, { doneText: formatBytes(f.size), phase: outcome });
         },
       };
     },
@@ -162,7 +161,7 @@ function lineProgress(write: (s: string) => void): Progress {
       return {
         phase: () => undefined,
         update: () => undefined,
-        finish: (line) => write(`${f.name} (${f.role}, ${formatBytes(f.size)}): ${line}\n`),
+        finish: (outcome, sha256) => write(`${f.name} (${f.role}, ${formatBytes(f.size)}): ${outcome}, sha256 ${sha256}\n`),
       };
     },
     stop: () => undefined,
@@ -171,7 +170,7 @@ function lineProgress(write: (s: string) => void): Progress {
 
 /** Hashes and uploads the files one by one, in order; throws on the first failure. */
 export async function pushFiles(client: ApiClient, files: readonly PushFile[], stderr: NodeJS.WriteStream = process.stderr): Promise<PushedFile[]> {
-  const progress = stderr.isTTY ? ttyProgress(stderr) : lineProgress((s) => stderr.write(s));
+  const progress = stderr.isTTY ? ttyProgress(stderr, files) : lineProgress((s) => stderr.write(s));
   const out: PushedFile[] = [];
   try {
     for (const f of files) {
@@ -182,7 +181,7 @@ export async function pushFiles(client: ApiClient, files: readonly PushFile[], s
       if (artifact?.sha256 !== sha256 || artifact.size !== f.size) {
         throw new CliError(`the server stored ${f.path} as sha256 ${String(artifact?.sha256)} (${String(artifact?.size)} bytes); expected ${sha256} (${f.size} bytes)`, EXIT.failure);
       }
-      p.finish(`${created ? 'uploaded' : 'already on the server'}, sha256 ${sha256}`);
+      p.finish(created ? 'uploaded' : 'already on the server', sha256);
       out.push({ ...f, sha256, created });
     }
   } finally {
