@@ -26,7 +26,7 @@ export interface PlanReader {
 
 export function selectionFacts(machine: Machine, reported: Partial<SelectionFacts>): SelectionFacts {
   return {
-    macs: [...new Set([...machine.macs, ...(reported.macs ?? [])])],
+    mac: reported.mac ?? machine.macs[0] ?? null,
     uuid: machine.uuid ?? reported.uuid,
     serial: machine.serial ?? reported.serial,
     hostname: machine.hostname ?? reported.hostname,

@@ -11,7 +11,7 @@ const MAC_B = '52:54:00:00:00:0b';
 const UUID_A = '4c4c4544-0000-1000-8000-000000000001';
 
 function facts(over: Partial<SelectionFacts> = {}): SelectionFacts {
-  return { macs: [MAC_A], labels: {}, ...over };
+  return { mac: MAC_A, labels: {}, ...over };
 }
 
 function g(name: string, selectors: Selectors): { name: string; selectors: Selectors } {
@@ -42,13 +42,13 @@ describe('specificity', () => {
 describe('matchesSelectors', () => {
   it('the empty selector set matches any machine', () => {
     expect(matchesSelectors({}, facts())).toBe(true);
-    expect(matchesSelectors({}, { macs: [], labels: {} })).toBe(true);
+    expect(matchesSelectors({}, { mac: null, labels: {} })).toBe(true);
   });
 
   it('mac matches any of the machine MACs', () => {
-    expect(matchesSelectors({ mac: MAC_B }, facts({ macs: [MAC_A, MAC_B] }))).toBe(true);
-    expect(matchesSelectors({ mac: MAC_B }, facts({ macs: [MAC_A] }))).toBe(false);
-    expect(matchesSelectors({ mac: MAC_A }, facts({ macs: [] }))).toBe(false);
+    expect(matchesSelectors({ mac: MAC_B }, facts({ mac: MAC_B }))).toBe(true);
+    expect(matchesSelectors({ mac: MAC_B }, facts({ mac: MAC_A }))).toBe(false);
+    expect(matchesSelectors({ mac: MAC_A }, facts({ mac: null }))).toBe(false);
   });
 
   it.each([
@@ -108,7 +108,7 @@ describe('matchesSelectors', () => {
     expect(matchesSelectors(s, { ...ok, arch: 'aarch64' })).toBe(false);
     expect(matchesSelectors(s, { ...ok, address: '11.1.2.3' })).toBe(false);
     expect(matchesSelectors(s, { ...ok, labels: { rack: 'r2' } })).toBe(false);
-    expect(matchesSelectors(s, { ...ok, macs: [MAC_B] })).toBe(false);
+    expect(matchesSelectors(s, { ...ok, mac: MAC_B })).toBe(false);
   });
 });
 
@@ -121,11 +121,11 @@ describe('selectGroup', () => {
   ];
 
   it('picks the most specific matching group, whatever the list order', () => {
-    const f = facts({ macs: [MAC_A], arch: 'x86_64', labels: { rack: 'r1' } });
+    const f = facts({ mac: MAC_A, arch: 'x86_64', labels: { rack: 'r1' } });
     expect(selectGroup(groups, f)?.name).toBe('one-machine');
     expect(selectGroup([...groups].reverse(), f)?.name).toBe('one-machine');
-    expect(selectGroup(groups, { ...f, macs: [MAC_B] })?.name).toBe('racked-x86');
-    expect(selectGroup(groups, { ...f, macs: [MAC_B], arch: 'aarch64' })?.name).toBe('racked');
+    expect(selectGroup(groups, { ...f, mac: MAC_B })?.name).toBe('racked-x86');
+    expect(selectGroup(groups, { ...f, mac: MAC_B, arch: 'aarch64' })?.name).toBe('racked');
   });
 
   it('falls back to the default group (no selectors)', () => {
@@ -285,9 +285,9 @@ const arbSelectors: fc.Arbitrary<Selectors> = fc.record(
   { requiredKeys: [] },
 );
 
-/** Facts of a machine with one MAC (see the multi-MAC note below). */
+/** Facts of one boot (one booting MAC). */
 const arbFacts: fc.Arbitrary<SelectionFacts> = fc.record({
-  macs: fc.constantFrom(...MACS).map((m) => [m]),
+  mac: fc.option(fc.constantFrom(...MACS)),
   uuid: fc.option(fc.constantFrom('u1', 'u2')),
   serial: fc.option(fc.constantFrom('s1', 's2')),
   hostname: fc.option(fc.constantFrom('h1', 'h2')),
@@ -337,14 +337,11 @@ describe('property: accepted groups never tie', () => {
     );
   });
 
-  it('KNOWN LIMITATION: a machine with two MACs can match two accepted, equally specific mac groups', () => {
-    // Two single-MAC groups are accepted (their MACs differ), yet a machine that owns both MACs matches both.
-    // selectGroup then falls back to name order; this pins that behaviour until the save-time rule handles it.
+  it('a machine with two NICs matches the per-MAC group of the NIC it boots from, never both', () => {
     const a = g('nic-a', { mac: MAC_A });
     const b = g('nic-b', { mac: MAC_B });
     expect(findAmbiguousGroup(b, [a])).toBeNull();
-    const f = facts({ macs: [MAC_B, MAC_A] });
-    expect(mostSpecificMatches([a, b], f)).toHaveLength(2);
-    expect(selectGroup([b, a], f)?.name).toBe('nic-a');
+    expect(mostSpecificMatches([a, b], facts({ mac: MAC_B }))).toEqual([b]);
+    expect(selectGroup([a, b], facts({ mac: MAC_A }))?.name).toBe('nic-a');
   });
 });

@@ -4,7 +4,12 @@ import type { Arch, Group, Labels, Selectors } from './types.js';
 
 /** Everything selection may look at for one boot: the stored machine merged with what it reports. */
 export interface SelectionFacts {
-  macs: readonly string[];
+  /**
+   * The MAC this boot came in on (for an explanation without a boot: the machine's first MAC).
+   * One value, not all of the machine's MACs: otherwise a machine with two NICs could match two
+   * per-MAC groups of equal specificity, a tie the save-time check cannot see.
+   */
+  mac: string | null;
   uuid?: string | null | undefined;
   serial?: string | null | undefined;
   hostname?: string | null | undefined;
@@ -27,7 +32,7 @@ export function specificity(s: Selectors): number {
 }
 
 export function matchesSelectors(s: Selectors, f: SelectionFacts): boolean {
-  if (s.mac !== undefined && !f.macs.includes(s.mac)) return false;
+  if (s.mac !== undefined && f.mac !== s.mac) return false;
   for (const k of SCALAR_KEYS) {
     const want = s[k];
     if (want !== undefined && (f[k] ?? undefined) !== want) return false;

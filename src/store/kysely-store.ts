@@ -569,8 +569,8 @@ export class KyselyStore implements Store {
   }
 
   async revokeToken(id: string, at: string): Promise<Token> {
-    await this.db.updateTable('tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).execute();
-    this.changed('token', id);
+    const res = await this.db.updateTable('tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    if (res.numUpdatedRows > 0n) this.changed('token', id);
     const r = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
     if (r === undefined) throw new KilnError('KILN_TOKEN_NOT_FOUND', `no token ${id}`);
     return toToken(rowToTokenLike(r));

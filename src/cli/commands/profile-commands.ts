@@ -33,8 +33,18 @@ function imageRef(image: string, channel: string | undefined, version: string | 
 
 function printProfile(format: OutputFormat, p: Profile): void {
   if (format === 'json') return printObject(format, p);
-  const { template, ...rest } = p;
-  printObject(format, { ...rest, template: template === null ? 'built-in' : 'custom (below)' });
+  const { template, image } = p;
+  const ref = image.channel != null ? `${image.image}, channel ${image.channel}` : `${image.image}, version ${image.version ?? '?'} (pinned)`;
+  printObject(format, {
+    name: p.name,
+    description: p.description || null,
+    image: ref,
+    kernelArgs: p.kernelArgs.length > 0 ? p.kernelArgs.join(' ') : null,
+    template: template === null ? 'built-in' : 'custom (below)',
+    createdAt: p.createdAt,
+    updatedAt: p.updatedAt,
+    revision: p.revision,
+  });
   if (template !== null) process.stdout.write(`\n${template}${template.endsWith('\n') ? '' : '\n'}`);
 }
 
@@ -92,11 +102,13 @@ export function profileCommands(profile: Command): void {
       // --channel and --version each replace the other; otherwise the current choice stays.
       const channel = opts.version !== undefined ? undefined : (opts.channel ?? cur.image.channel ?? undefined);
       const version = opts.channel !== undefined ? undefined : (opts.version ?? cur.image.version ?? undefined);
+      // PUT replaces: an omitted template means the built-in script (sent as absent, not null).
+      const keptTemplate = opts.clearTemplate === true ? null : (template ?? cur.template);
       const body = {
         description: opts.description ?? cur.description,
         image: imageRef(opts.image ?? cur.image.image, channel, version),
         kernelArgs: opts.clearKernelArgs === true ? [] : (opts.kernelArg ?? cur.kernelArgs),
-        template: opts.clearTemplate === true ? null : (template ?? cur.template),
+        ...(keptTemplate !== null ? { template: keptTemplate } : {}),
       };
       const res = await client.request<Profile>('PUT', `/profiles/${seg(name)}`, { json: body, headers: ifMatch(etag) });
       printProfile(output, res.body);

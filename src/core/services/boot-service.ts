@@ -68,7 +68,7 @@ export class BootService {
   /** Decides this boot. Takes the machine's next boot if it has one; only one concurrent boot can take it. */
   async decide(facts: BootFacts, otherMacs: readonly string[] = []): Promise<BootDecision> {
     let { machine } = await this.identify(facts, otherMacs);
-    const sel = selectionFacts(machine, { macs: [facts.mac, ...otherMacs], ...pickDefined(facts) });
+    const sel = selectionFacts(machine, { ...pickDefined(facts), mac: facts.mac });
     let choice = await chooseProfile(this.cache, machine, sel, true);
     const at = this.clock.now().toISOString();
     if (choice?.source.kind === 'next-boot') {
