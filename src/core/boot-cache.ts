@@ -1,12 +1,13 @@
-// Read-through caches for the boot path, kept exact by the store's change notifications:
+// Read-through caches for the boot path (implements PlanReader), kept exact by the store's change notifications:
 // a boot storm reads memory, not the database. Every write invalidates what it touched.
 import type { Change, Store } from './ports.js';
+import { indexGroups, type GroupIndex } from './select-group.js';
 import type { Channel, Group, Image, ImageVersion, Machine, Profile } from './types.js';
 
 const MAX_MACHINES = 250_000;
 
 export class BootCache {
-  private groups: Group[] | null = null;
+  private groups: GroupIndex<Group> | null = null;
   private readonly profiles = new Map<string, Profile | null>();
   private readonly images = new Map<string, Image | null>();
   private readonly channels = new Map<string, Channel | null>();
@@ -62,12 +63,12 @@ export class BootCache {
     return value;
   }
 
-  async listGroups(): Promise<Group[]> {
+  async groupIndex(): Promise<GroupIndex<Group>> {
     if (this.groups !== null) return this.groups;
     const gen = this.generation;
-    const groups = await this.store.listGroups();
-    if (gen === this.generation) this.groups = groups;
-    return groups;
+    const index = indexGroups(await this.store.listGroups());
+    if (gen === this.generation) this.groups = index;
+    return index;
   }
 
   getProfile(name: string): Promise<Profile | null> {

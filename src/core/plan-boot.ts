@@ -1,6 +1,7 @@
 // Decides what a machine boots: next boot, else its assignment, else the most specific group; then
 // resolves the profile's image reference to one immutable version. Reads only; explains itself.
-import { selectGroup, type SelectionFacts } from './select-group.js';
+import { indexGroups, selectIndexedGroup, type GroupIndex, type SelectionFacts } from './select-group.js';
+import type { Store } from './ports.js';
 import type { Group, Image, Channel, ImageVersion, Machine, Profile } from './types.js';
 
 export type PlanSource = { kind: 'next-boot' } | { kind: 'assignment' } | { kind: 'group'; group: string };
@@ -17,11 +18,22 @@ export type PlanOutcome = { plan: BootPlan; reason: string } | { plan: null; rea
 
 /** What planning reads; the boot path passes the cache, the explain endpoint the same. */
 export interface PlanReader {
-  listGroups(): Promise<Group[]>;
+  groupIndex(): Promise<GroupIndex<Group>>;
   getProfile(name: string): Promise<Profile | null>;
   getImage(name: string): Promise<Image | null>;
   getChannel(image: string, name: string): Promise<Channel | null>;
   getVersion(image: string, version: string): Promise<ImageVersion | null>;
+}
+
+/** Plans straight from the store (uncached), for explanations that must show the stored truth. */
+export function storeReader(store: Store): PlanReader {
+  return {
+    groupIndex: async () => indexGroups(await store.listGroups()),
+    getProfile: (n) => store.getProfile(n),
+    getImage: (n) => store.getImage(n),
+    getChannel: (i, n) => store.getChannel(i, n),
+    getVersion: (i, v) => store.getVersion(i, v),
+  };
 }
 
 export function selectionFacts(machine: Machine, reported: Partial<SelectionFacts>): SelectionFacts {
@@ -46,7 +58,7 @@ export async function chooseProfile(
 ): Promise<{ profile: string; source: PlanSource } | null> {
   if (useNextBoot && machine.nextBoot !== null) return { profile: machine.nextBoot, source: { kind: 'next-boot' } };
   if (machine.profile !== null) return { profile: machine.profile, source: { kind: 'assignment' } };
-  const group = selectGroup(await reader.listGroups(), facts);
+  const group = selectIndexedGroup(await reader.groupIndex(), facts);
   return group === null ? null : { profile: group.profile, source: { kind: 'group', group: group.name } };
 }
 

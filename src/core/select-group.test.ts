@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  indexGroups,
+  selectIndexedGroup,
   cidrContains, cidrsOverlap, findAmbiguousGroup, matchesSelectors, parseCidr, selectGroup, selectorsOverlap, specificity,
   type SelectionFacts,
 } from './select-group.js';
@@ -322,6 +324,17 @@ describe('property: accepted groups never tie', () => {
           expect(best.length).toBeLessThanOrEqual(1);
           expect(selectGroup(accepted, f)).toBe(best[0] ?? null);
         }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('the MAC index picks exactly what a full scan picks', () => {
+    fc.assert(
+      fc.property(fc.array(arbSelectors, { maxLength: 25 }), fc.array(arbFacts, { minLength: 1, maxLength: 10 }), (candidates, machines) => {
+        const accepted = acceptAll(candidates);
+        const index = indexGroups(accepted);
+        for (const f of machines) expect(selectIndexedGroup(index, f)).toBe(selectGroup(accepted, f));
       }),
       { numRuns: 400 },
     );

@@ -60,6 +60,31 @@ export function selectGroup<G extends Pick<Group, 'name' | 'selectors'>>(groups:
   return best;
 }
 
+/**
+ * Groups prepared for selection on the hot path: groups pinned to one MAC (matchbox-style fleets
+ * have one per machine) are found by hash lookup, so a boot costs O(groups without a MAC selector).
+ */
+export interface GroupIndex<G extends Pick<Group, 'name' | 'selectors'>> {
+  byMac: Map<string, G[]>;
+  rest: G[];
+}
+
+export function indexGroups<G extends Pick<Group, 'name' | 'selectors'>>(groups: readonly G[]): GroupIndex<G> {
+  const byMac = new Map<string, G[]>();
+  const rest: G[] = [];
+  for (const g of groups) {
+    const mac = g.selectors.mac;
+    if (mac === undefined) rest.push(g);
+    else byMac.set(mac, [...(byMac.get(mac) ?? []), g]);
+  }
+  return { byMac, rest };
+}
+
+export function selectIndexedGroup<G extends Pick<Group, 'name' | 'selectors'>>(index: GroupIndex<G>, facts: SelectionFacts): G | null {
+  const pinned = facts.mac === null ? undefined : index.byMac.get(facts.mac);
+  return selectGroup(pinned === undefined ? index.rest : [...pinned, ...index.rest], facts);
+}
+
 /** Can some machine match both selector sets? Only a key both constrain, with incompatible values, rules it out. */
 export function selectorsOverlap(a: Selectors, b: Selectors): boolean {
   if (a.mac !== undefined && b.mac !== undefined && a.mac !== b.mac) return false;

@@ -6,6 +6,8 @@
  * `${` (no setting expansion). `%` itself is encoded, so the result decodes back unambiguously.
  */
 export function escapeIpxe(value: string): string {
+  // Almost every value (MACs, names, versions) is already safe; skip the byte loop for those.
+  if (SAFE_ALL.test(value)) return value;
   let out = '';
   for (const byte of Buffer.from(value, 'utf8')) {
     const c = String.fromCharCode(byte);
@@ -15,10 +17,11 @@ export function escapeIpxe(value: string): string {
 }
 
 const SAFE = /^[A-Za-z0-9._~:/=,+@-]$/;
+const SAFE_ALL = /^[A-Za-z0-9._~:/=,+@-]*$/;
 
 /** True when `value` can be written into a script as is: what escapeIpxe leaves unchanged. */
 export function isIpxeSafe(value: string): boolean {
-  return /^[A-Za-z0-9._~:/=,+@-]*$/.test(value);
+  return SAFE_ALL.test(value);
 }
 
 /**

@@ -3,7 +3,7 @@
 import type { BootCache } from '../boot-cache.js';
 import type { BootEventRecorder } from '../boot-event-recorder.js';
 import { KilnError } from '../kiln-error.js';
-import { chooseProfile, resolvePlan, selectionFacts, type PlanOutcome } from '../plan-boot.js';
+import { chooseProfile, resolvePlan, selectionFacts, storeReader, type PlanOutcome } from '../plan-boot.js';
 import type { Clock, IdSource, Store } from '../ports.js';
 import type { BootFacts, Machine, MachineState } from '../types.js';
 
@@ -94,7 +94,8 @@ export class BootService {
   /** What the machine would boot now and why, without taking its next boot or recording anything. */
   async explain(machine: Machine): Promise<PlanOutcome> {
     const sel = selectionFacts(machine, {});
-    return resolvePlan(this.store, await chooseProfile(this.store, machine, sel, true));
+    const reader = storeReader(this.store);
+    return resolvePlan(reader, await chooseProfile(reader, machine, sel, true));
   }
 
   /** A booted OS (or iPXE) reports its state; the event is durable when this returns. */
