@@ -5,7 +5,6 @@
 //   npm run bench -- [--machines 20000] [--concurrency 64] [--seconds 8] [--quick]
 // The full boot-storm benchmark against nginx is its own piece of work; this one guards the render path.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -64,7 +64,7 @@ const profileBody = {
   description: Type.Optional(Type.String({ maxLength: 1024 })),
   image: ImageRef,
   kernelArgs: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), { maxItems: 256 })),
-  template: Type.Optional(Type.Union([Type.String({ maxLength: 65536 }), Type.Null()])),
+  template: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 65536 })])),
 };
 export const ProfileCreate = Type.Object({ name: Name, ...profileBody }, { additionalProperties: false });
 export const ProfileReplace = Type.Object(profileBody, { additionalProperties: false });
@@ -85,7 +85,8 @@ const groupBody = { description: Type.Optional(Type.String({ maxLength: 1024 }))
 export const GroupCreate = Type.Object({ name: Name, ...groupBody }, { additionalProperties: false });
 export const GroupReplace = Type.Object(groupBody, { additionalProperties: false });
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+// Null first: Ajv's type coercion would otherwise turn a JSON null into "" for the string branch.
+const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
 export const Machine = Type.Object({
   id: Type.String(), macs: Type.Array(Type.String()), uuid: Nullable(Type.String()), serial: Nullable(Type.String()),
   hostname: Nullable(Type.String()), labels: Labels, arch: Nullable(Arch), firmware: Nullable(Firmware),

@@ -40,11 +40,12 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.json);
     } else if (opts.body !== undefined) {
-      body = opts.body as unknown as RequestInit['body'];
+      body = opts.body;
     }
     let res: Response;
     try {
-      res = await fetch(this.url(path, opts.query), { method, headers, body, ...(opts.body !== undefined ? { duplex: 'half' } : {}) } as RequestInit);
+      // redirect 'error': following redirects makes fetch keep a copy of a streamed body (a whole upload in memory).
+      res = await fetch(this.url(path, opts.query), { method, headers, body, redirect: 'error', ...(opts.body !== undefined ? { duplex: 'half' } : {}) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(`cannot reach Kiln at ${this.server}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unavailable);

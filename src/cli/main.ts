@@ -15,6 +15,8 @@ export function buildProgram(): Command {
     .option('-t, --token <token>', 'API token (env KILN_TOKEN, default: <data-dir>/admin.token when readable)')
     .addOption(new Option('-o, --output <format>', 'output format (env KILN_OUTPUT)').choices(['table', 'json']))
     .option('-d, --data-dir <dir>', 'data directory (env KILN_DATA_DIR, default ./kiln-data)')
+    // Subcommand options such as `image push --version` must not be taken by the program's --version.
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(serveCommand());

@@ -11,7 +11,7 @@ function cell(v: unknown): string {
   if (v === null || v === undefined) return '-';
   if (Array.isArray(v)) return v.map(cell).join(',');
   if (typeof v === 'object') return Object.entries(v as Record<string, unknown>).map(([k, x]) => `${k}=${cell(x)}`).join(',') || '-';
-  return String(v as string | number | boolean);
+  return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
 export function printRows<T>(format: OutputFormat, rows: readonly T[], columns: readonly Column<T>[], write: (s: string) => void = (s) => process.stdout.write(s)): void {

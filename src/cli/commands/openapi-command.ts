@@ -1,7 +1,6 @@
 // `kiln openapi`: prints the admin API's OpenAPI 3.1 document, or checks a committed copy for drift.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { openapiDocument } from '../../server/openapi-document.js';
 import { CliError } from '../api-client.js';
 import { EXIT } from '../exit-codes.js';
 
@@ -11,6 +10,7 @@ export function openapiCommand(): Command {
     .option('--write <file>')
     .option('--check <file>')
     .action(async (opts: { write?: string; check?: string }) => {
+      const { openapiDocument } = await import('../../server/openapi-document.js');
       const text = `${JSON.stringify(await openapiDocument(), null, 2)}\n`;
       if (opts.check !== undefined) {
         let committed = '';

@@ -122,11 +122,12 @@ function ttyProgress(stream: NodeJS.WriteStream, files: readonly PushFile[]): Pr
     {
       stream,
       format: ' {name} |{bar}| {percentage}% | {doneText} / {sizeText} | {phase}',
-      barsize: 30,
-      hideCursor: true,
+      barsize: 20,
+      // Ctrl-C must still stop the upload: no signal handlers, and the cursor is never hidden.
+      hideCursor: false,
+      gracefulExit: false,
       clearOnComplete: false,
       stopOnComplete: false,
-      gracefulExit: true,
     },
     cliProgress.Presets.shades_classic,
   );
@@ -181,7 +182,7 @@ export async function pushFiles(client: ApiClient, files: readonly PushFile[], s
       if (artifact?.sha256 !== sha256 || artifact.size !== f.size) {
         throw new CliError(`the server stored ${f.path} as sha256 ${String(artifact?.sha256)} (${String(artifact?.size)} bytes); expected ${sha256} (${f.size} bytes)`, EXIT.failure);
       }
-      p.finish(created ? 'uploaded' : 'already on the server', sha256);
+      p.finish(created ? 'uploaded' : 'already stored', sha256);
       out.push({ ...f, sha256, created });
     }
   } finally {

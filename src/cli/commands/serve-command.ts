@@ -1,8 +1,6 @@
 // `kiln serve`: the server in this process. Flags come from the one settings table in server/config.
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, SETTINGS } from '../../server/config.js';
-import { createLogger } from '../../server/logger.js';
-import { startKiln } from '../../server/start-kiln.js';
 import { CliError } from '../api-client.js';
 import { EXIT } from '../exit-codes.js';
 
@@ -29,6 +27,9 @@ export function serveCommand(): Command {
       if (err instanceof ConfigError) throw new CliError(err.message, EXIT.config, 'KILN_CONFIG_INVALID');
       throw err;
     }
+    // Loaded here, not at the top: client commands should not pay for loading the server.
+    const { createLogger } = await import('../../server/logger.js');
+    const { startKiln } = await import('../../server/start-kiln.js');
     const log = createLogger(config.logLevel);
     const kiln = await startKiln(config, log);
     if (kiln.createdAdminToken !== null) {
