@@ -19,6 +19,8 @@ afterEach(async () => {
 });
 
 describeStoreContract('sqlite', async () => openSqliteStore({ path: await freshPath() }));
+// The shared Kysely query code, without the native boot-path statements: both must pass the same suite.
+describeStoreContract('sqlite (shared query code only)', async () => openSqliteStore({ path: await freshPath(), fastPaths: false }));
 
 describe('SqliteStore on a file', () => {
   it('keeps its data when reopened; migrations run again without harm', async () => {
