@@ -81,12 +81,13 @@ export class BootService {
       }
     }
     const outcome = await resolvePlan(this.cache, choice);
-    const detail: Record<string, unknown> = { mac: facts.mac, address: facts.address ?? null, reason: outcome.reason };
+    const detail: Record<string, unknown> = { mac: facts.mac, address: facts.address ?? null };
     if (outcome.plan !== null) {
+      // No reason text here: it follows from profile, image, version and source, and every boot writes one of these.
       Object.assign(detail, { profile: outcome.plan.profile.name, image: outcome.plan.image, version: outcome.plan.version.version, channel: outcome.plan.channel, source: outcome.plan.source.kind });
       void this.recorder.record({ machineId: machine.id, at, kind: 'script', detail, state: 'booting' });
     } else {
-      void this.recorder.record({ machineId: machine.id, at, kind: 'no-plan', detail, state: null });
+      void this.recorder.record({ machineId: machine.id, at, kind: 'no-plan', detail: { ...detail, reason: outcome.reason }, state: null });
     }
     return { machine, outcome };
   }

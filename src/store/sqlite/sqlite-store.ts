@@ -79,11 +79,12 @@ function nativeBootQueries(db: Kysely<Schema>, conn: Database.Database) {
   const macsOf = conn.prepare<[string], { mac: string }>('select mac from machine_macs where machine_id = ? order by position');
   const insertEvent = conn.prepare<[string, string, string, string]>('insert into boot_events (machine_id, at, kind, detail) values (?, ?, ?, ?)');
   const touch = conn.prepare<[string, string]>('update machines set last_seen_at = ? where id = ?');
-  const touchState = conn.prepare<[string, string, string]>('update machines set last_seen_at = ?, state = ? where id = ?');
+  // Setting an unchanged state would still rewrite its index entry; skip that write.
+  const touchState = conn.prepare<[string, string, string, string]>('update machines set last_seen_at = ?, state = ? where id = ? and state <> ?');
   const record = conn.transaction((events: readonly NewBootEvent[]) => {
     for (const e of events) insertEvent.run(e.machineId, e.at, e.kind, JSON.stringify(e.detail));
     const { at, byState } = bootEventEffects(events);
-    for (const [state, ids] of byState) for (const id of ids) state === null ? touch.run(at, id) : touchState.run(at, state, id);
+    for (const [state, ids] of byState) for (const id of ids) if (state === null || touchState.run(at, state, id, state).changes === 0) touch.run(at, id);
   });
   const held = <T>(fn: () => T): Promise<T> => db.connection().execute(() => Promise.resolve(fn()));
   return {
