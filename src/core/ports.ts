@@ -105,6 +105,8 @@ export interface Store {
   findTokenByHash(hash: string): Promise<StoredToken | null>;
   listTokens(): Promise<Token[]>;
   revokeToken(id: string, at: string): Promise<Token>;
+  /** Records use of a token (callers throttle this; it is not on every request). */
+  touchToken(id: string, at: string): Promise<void>;
   countTokens(role?: Role): Promise<number>;
 }
 

@@ -599,6 +599,11 @@ export class KyselyStore implements Store {
     return toToken(rowToTokenLike(r));
   }
 
+  async touchToken(id: string, at: string): Promise<void> {
+    // Not a change subscribers care about: no notification, so auth caches stay warm.
+    await this.db.updateTable('tokens').set({ last_used_at: at }).where('id', '=', id).execute();
+  }
+
   async countTokens(role?: Role): Promise<number> {
     let q = this.db.selectFrom('tokens').select((eb) => eb.fn.countAll<number>().as('n')).where('revoked_at', 'is', null);
     if (role !== undefined) q = q.where('role', '=', role);

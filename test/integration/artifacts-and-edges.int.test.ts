@@ -233,6 +233,7 @@ describe('bad input, auth and concurrency', () => {
     expect(await code(await asViewer('/tokens'))).toEqual({ status: 403, code: 'KILN_AUTH_FORBIDDEN' });
     const tokens = await json<{ items: Record<string, unknown>[] }>(await k.api('/tokens'));
     expect(JSON.stringify(tokens)).not.toContain(viewer.secret);
+    expect(tokens.items.find((t) => t.id === viewer.id)?.lastUsedAt).toEqual(expect.any(String));
     expect((await k.api(`/tokens/${viewer.id}`, { method: 'DELETE' })).status).toBe(200);
     expect(await code(await asViewer('/images'))).toEqual({ status: 401, code: 'KILN_AUTH_INVALID_TOKEN' });
     expect((await fetch(`${k.kiln.bootUrl}/boot.ipxe`)).status).toBe(200);

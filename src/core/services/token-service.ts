@@ -19,6 +19,8 @@ export function hashToken(secret: string): string {
 export class TokenService {
   /** Authentication is on every API request: keep verified tokens in memory, dropped on any token change. */
   private readonly cache = new Map<string, Token | null>();
+  /** When each token's use was last written: at most once a minute per token. */
+  private readonly touched = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -58,7 +60,18 @@ export class TokenService {
 
   /** The live token for a presented secret, or null. */
   async authenticate(secret: string): Promise<Token | null> {
-    const hash = hashToken(secret);
+    const token = await this.lookup(hashToken(secret));
+    if (token !== null) {
+      const now = this.clock.now();
+      if (now.getTime() - (this.touched.get(token.id) ?? 0) >= 60_000) {
+        this.touched.set(token.id, now.getTime());
+        void this.store.touchToken(token.id, now.toISOString()).catch(() => undefined);
+      }
+    }
+    return token;
+  }
+
+  private async lookup(hash: string): Promise<Token | null> {
     const cached = this.cache.get(hash);
     if (cached !== undefined) return cached;
     const stored = await this.store.findTokenByHash(hash);

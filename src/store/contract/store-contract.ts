@@ -988,6 +988,13 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         // Revoking twice keeps the first revocation time.
         expect((await store.revokeToken(viewer.token.id, c.clock.now().toISOString())).revokedAt).toBe(revoked.revokedAt);
         await rejectsWith(store.revokeToken('no-such-token', c.clock.now().toISOString()), 'KILN_TOKEN_NOT_FOUND');
+
+        // Use is recorded (throttled by the service) and publishes no change.
+        const seen: Change[] = [];
+        store.onChange((ch) => seen.push(ch));
+        await store.touchToken(admin.token.id, '2030-01-01T00:00:00.000Z');
+        expect((await store.listTokens()).find((t) => t.id === admin.token.id)?.lastUsedAt).toBe('2030-01-01T00:00:00.000Z');
+        expect(seen).toEqual([]);
         await rejectsWith(c.tokens.revoke('no-such-token'), 'KILN_TOKEN_NOT_FOUND');
       });
 
