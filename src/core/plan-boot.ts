@@ -2,7 +2,7 @@
 // resolves the profile's image reference to one immutable version. Reads only; explains itself.
 import { indexGroups, selectIndexedGroup, type GroupIndex, type SelectionFacts } from './select-group.js';
 import type { Store } from './ports.js';
-import type { Group, Image, Channel, ImageVersion, Machine, Profile } from './types.js';
+import type { Arch, Group, Image, Channel, ImageVersion, Machine, Profile } from './types.js';
 
 export type PlanSource = { kind: 'next-boot' } | { kind: 'assignment' } | { kind: 'group'; group: string };
 
@@ -62,7 +62,8 @@ export async function chooseProfile(
   return group === null ? null : { profile: group.profile, source: { kind: 'group', group: group.name } };
 }
 
-export async function resolvePlan(reader: PlanReader, choice: { profile: string; source: PlanSource } | null): Promise<PlanOutcome> {
+/** `arch`: the machine's architecture when known; a version built for another one is never served. */
+export async function resolvePlan(reader: PlanReader, choice: { profile: string; source: PlanSource } | null, arch?: Arch | null): Promise<PlanOutcome> {
   if (choice === null) return { plan: null, reason: 'no assignment, no next boot, and no group matches (and there is no default group)' };
   const why = describeSource(choice.source, choice.profile);
   const profile = await reader.getProfile(choice.profile);
@@ -81,6 +82,9 @@ export async function resolvePlan(reader: PlanReader, choice: { profile: string;
   }
   const version = await reader.getVersion(ref.image, versionName);
   if (version === null) return { plan: null, reason: `${why}; image ${ref.image} has no version ${versionName}` };
+  if (arch != null && version.arch !== arch) {
+    return { plan: null, reason: `${why}; version ${versionName} of image ${ref.image} is built for ${version.arch}, this machine is ${arch}` };
+  }
   const via = ref.channel !== undefined ? `channel ${ref.channel} resolved to version ${versionName}` : `pinned version ${versionName}`;
   return {
     plan: { source: choice.source, profile, image: ref.image, channel: ref.channel ?? null, version },

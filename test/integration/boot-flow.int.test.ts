@@ -66,6 +66,21 @@ describe('boot flow', () => {
     expect(events.items.find((e) => e.kind === 'script')!.detail).toMatchObject({ profile: 'worker', image: 'debian', version: '1', source: 'assignment' });
   });
 
+  it('never serves a version built for another architecture', async () => {
+    const arm = await fetch(`${k.kiln.bootUrl}/boot/ipxe?mac=52:54:00:ee:00:01&buildarch=arm64`);
+    // Unknown and enrolled; no default group yet, so first make the worker profile the machine's.
+    expect(arm.status).toBe(200);
+    const m = await json<{ id: string; arch: string }>(await k.api('/machines/52:54:00:ee:00:01'));
+    expect(m.arch).toBe('aarch64');
+    await k.api(`/machines/${m.id}/assignment`, { method: 'PUT', json: { profile: 'worker' } });
+    const script = await (await fetch(`${k.kiln.bootUrl}/boot/ipxe?mac=52:54:00:ee:00:01&buildarch=arm64`)).text();
+    expect(script).toContain('nothing to boot');
+    expect(script).toContain('is built for x86_64, this machine is aarch64');
+    const plan = await json<{ bootable: boolean; reason: string }>(await k.api(`/machines/${m.id}/boot-plan`));
+    expect(plan.bootable).toBe(false);
+    await k.api(`/machines/${m.id}`, { method: 'DELETE' });
+  });
+
   it('explains the boot plan', async () => {
     const plan = await json<{ bootable: boolean; reason: string; version: { version: string }; source: { kind: string } }>(await k.api(`/machines/${machineId}/boot-plan`));
     expect(plan).toMatchObject({ bootable: true, source: { kind: 'assignment' }, version: { version: '1' } });

@@ -80,7 +80,7 @@ export class BootService {
         choice = await chooseProfile(this.cache, { ...machine, nextBoot: null }, sel, false);
       }
     }
-    const outcome = await resolvePlan(this.cache, choice);
+    const outcome = await resolvePlan(this.cache, choice, sel.arch);
     const detail: Record<string, unknown> = { mac: facts.mac, address: facts.address ?? null };
     if (outcome.plan !== null) {
       // No reason text here: it follows from profile, image, version and source, and every boot writes one of these.
@@ -96,7 +96,7 @@ export class BootService {
   async explain(machine: Machine): Promise<PlanOutcome> {
     const sel = selectionFacts(machine, {});
     const reader = storeReader(this.store);
-    return resolvePlan(reader, await chooseProfile(reader, machine, sel, true));
+    return resolvePlan(reader, await chooseProfile(reader, machine, sel, true), sel.arch);
   }
 
   /** A booted OS (or iPXE) reports its state; the event is durable when this returns. */
