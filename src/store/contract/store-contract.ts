@@ -1,14 +1,18 @@
 // The Store contract: every Store adapter (SQLite now, PostgreSQL later) must pass this suite.
 // It drives the port directly and through the core services where the rule lives in the service.
-// Clock, IdSource and BlobStore below are small real implementations (seams), not mocks.
+// Clock and IdSource below are small real implementations (seams); blobs go to a real FsBlobStore.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BootCache } from '../../core/boot-cache.js';
 import { BootEventRecorder } from '../../core/boot-event-recorder.js';
 import type { ErrorCode } from '../../core/error-catalogue.js';
 import { KilnError } from '../../core/kiln-error.js';
-import type { BlobInfo, BlobStore, ByteRange, Change, Clock, IdSource, PutBlobOptions, Store } from '../../core/ports.js';
+import type { Change, Clock, IdSource, Store } from '../../core/ports.js';
+import { FsBlobStore } from '../../blobs/fs/fs-blob-store.js';
 import { ArtifactService } from '../../core/services/artifact-service.js';
 import { BootService } from '../../core/services/boot-service.js';
 import { GroupService } from '../../core/services/group-service.js';
@@ -33,47 +37,6 @@ const randomIds: IdSource = {
   id: () => randomUUID(),
   secret: () => randomBytes(32).toString('base64url'),
 };
-
-/** A complete in-memory BlobStore, enough for the services that need one. */
-class MemoryBlobStore implements BlobStore {
-  readonly blobs = new Map<string, Buffer>();
-
-  async put(body: Readable, opts: PutBlobOptions): Promise<BlobInfo> {
-    const chunks: Buffer[] = [];
-    for await (const c of body) chunks.push(Buffer.from(c as Uint8Array));
-    const buf = Buffer.concat(chunks);
-    const sha256 = createHash('sha256').update(buf).digest('hex');
-    if (opts.expectedSize !== undefined && buf.length !== opts.expectedSize) throw new KilnError('KILN_ARTIFACT_SIZE_MISMATCH');
-    if (opts.expectedSha256 !== undefined && opts.expectedSha256 !== sha256) throw new KilnError('KILN_ARTIFACT_DIGEST_MISMATCH');
-    this.blobs.set(sha256, buf);
-    return { sha256, size: buf.length };
-  }
-
-  stat(sha256: string): Promise<BlobInfo | null> {
-    const b = this.blobs.get(sha256);
-    return Promise.resolve(b === undefined ? null : { sha256, size: b.length });
-  }
-
-  read(sha256: string, range?: ByteRange): Promise<Readable> {
-    const b = this.blobs.get(sha256);
-    if (b === undefined) return Promise.reject(new KilnError('KILN_ARTIFACT_NOT_FOUND'));
-    return Promise.resolve(Readable.from([range === undefined ? b : b.subarray(range.start, range.end + 1)]));
-  }
-
-  delete(sha256: string): Promise<void> {
-    this.blobs.delete(sha256);
-    return Promise.resolve();
-  }
-
-  async *list(): AsyncIterable<string> {
-    await Promise.resolve();
-    yield* [...this.blobs.keys()].sort();
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -104,7 +67,8 @@ const UUID2 = '4c4c4544-0000-1000-8000-000000000002';
 interface Ctx {
   store: Store;
   clock: CounterClock;
-  blobs: MemoryBlobStore;
+  blobs: FsBlobStore;
+  blobDir: string;
   artifacts: ArtifactService;
   images: ImageService;
   profiles: ProfileService;
@@ -117,9 +81,10 @@ interface Ctx {
   boot: BootService;
 }
 
-function services(store: Store): Ctx {
+async function services(store: Store): Promise<Ctx> {
   const clock = new CounterClock();
-  const blobs = new MemoryBlobStore();
+  const blobDir = await mkdtemp(join(tmpdir(), 'kiln-contract-blobs-'));
+  const blobs = await FsBlobStore.open(blobDir);
   const cache = new BootCache(store);
   const recorderErrors: unknown[] = [];
   const recorder = new BootEventRecorder(store, { flushIntervalMs: 5, maxBatch: 1000, onError: (err) => recorderErrors.push(err) });
@@ -127,6 +92,7 @@ function services(store: Store): Ctx {
     store,
     clock,
     blobs,
+    blobDir,
     artifacts: new ArtifactService(store, blobs, clock),
     images: new ImageService(store, blobs, clock, randomIds),
     profiles: new ProfileService(store, clock, () => undefined),
@@ -149,13 +115,14 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
 
     beforeEach(async () => {
       store = await open();
-      c = services(store);
+      c = await services(store);
     });
 
     afterEach(async () => {
       c.cache.close();
       await c.recorder.close();
       await store.close();
+      await rm(c.blobDir, { recursive: true, force: true });
       expect(c.recorderErrors).toEqual([]);
     });
 
@@ -738,7 +705,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
           return [o.plan!.source, o.plan!.profile.name];
         };
         const bare = await c.machines.create({ macs: [mac(1)] });
-        const racked = await c.machines.create({ macs: [mac(2)], labels: { rack: 'r1' }, arch: 'aarch64' });
+        const racked = await c.machines.create({ macs: [mac(2)], labels: { rack: 'r1' } });
         const rackedX86 = await c.machines.create({ macs: [mac(3)], labels: { rack: 'r1' }, arch: 'x86_64' });
         expect(await plan(bare)).toEqual([{ kind: 'group', group: 'default' }, 'p-default']);
         expect(await plan(racked)).toEqual([{ kind: 'group', group: 'rack' }, 'p-rack']);
