@@ -1,7 +1,7 @@
 // Artifacts over real sockets (uploads that fail leave nothing; ranges; conditional requests),
 // bad input, auth and roles, optimistic concurrency, split listeners, signed URLs, graceful shutdown.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -267,6 +267,24 @@ describe('bad input, auth and concurrency', () => {
 });
 
 describe('listeners, signed URLs and shutdown', () => {
+  it('prints the admin token once, on first start, and keeps it in a 0600 file', async () => {
+    const first = await startKilnProcess();
+    const mode = (await stat(join(first.dataDir, 'admin.token'))).mode & 0o777;
+    expect(mode).toBe(0o600);
+    expect(first.stderr()).toContain(first.token);
+    expect(await first.stop('SIGINT')).toBe(0);
+    const second = await startKilnProcess([], first.dataDir);
+    try {
+      expect(second.token).toBe(first.token);
+      expect(second.stderr()).not.toContain(first.token);
+      const res = await fetch(`${second.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${first.token}` } });
+      expect(await json(res)).toMatchObject({ name: 'admin', role: 'admin' });
+    } finally {
+      expect(await second.stop()).toBe(0);
+      await removeDir(first.dataDir);
+    }
+  });
+
   it('serves boot and admin on separate listeners when configured', async () => {
     const k = await startTestKiln({ 'boot.listen': '127.0.0.1:0' });
     try {

@@ -99,9 +99,9 @@ export interface KilnProcess {
 }
 
 /** A real `kiln serve` child process (the built binary), for tests that measure or signal the server itself. */
-export async function startKilnProcess(args: string[] = []): Promise<KilnProcess> {
+export async function startKilnProcess(args: string[] = [], existingDataDir?: string): Promise<KilnProcess> {
   const { spawn } = await import('node:child_process');
-  const dataDir = await mkdtemp(join(tmpdir(), 'kiln-proc-'));
+  const dataDir = existingDataDir ?? (await mkdtemp(join(tmpdir(), 'kiln-proc-')));
   const bin = new URL('../../bin/kiln.js', import.meta.url).pathname;
   const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';

@@ -89,11 +89,14 @@ export class ImageService {
    * reader sees "not found", never a torn file.
    */
   private async collectGarbage(candidates: readonly string[]): Promise<number> {
-    const orphans = await this.store.unreferencedArtifacts(candidates);
-    for (const sha of orphans) {
-      await this.store.deleteArtifact(sha);
-      await this.blobs.delete(sha);
-    }
+    // Records go in one transaction with the reference check, so a version created concurrently
+    // either keeps its blob (it committed first) or is refused for a missing artifact (it came after).
+    const orphans = await this.store.transaction(async (tx) => {
+      const found = await tx.unreferencedArtifacts(candidates);
+      for (const sha of found) await tx.deleteArtifact(sha);
+      return found;
+    });
+    for (const sha of orphans) await this.blobs.delete(sha);
     return orphans.length;
   }
 
