@@ -1,7 +1,7 @@
 // Artifacts over real sockets (uploads that fail leave nothing; ranges; conditional requests),
 // bad input, auth and roles, optimistic concurrency, split listeners, signed URLs, graceful shutdown.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -64,6 +64,15 @@ describe('artifacts', () => {
     expect(await blobFiles(k.dataDir)).toEqual(before);
     const list = await json<{ items: { size: number }[] }>(await k.api('/artifacts'));
     expect(list.items.some((a) => a.size === 10_000_000)).toBe(false);
+  });
+
+  it('answers 404, not a hanging or truncated response, when an artifact\'s bytes are gone', async () => {
+    const { bytes, sha256 } = randomBlob(10_000);
+    await upload(k, bytes);
+    await rm(join(k.dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256));
+    const res = await k.api(`/artifacts/${sha256}`);
+    expect(res.status).toBe(404);
+    expect((await json(res)).code).toBe('KILN_ARTIFACT_NOT_FOUND');
   });
 
   it('streams a 1 GiB upload through the real server in constant memory', async () => {

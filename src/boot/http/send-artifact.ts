@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../../core/ports.js';
+import { KilnError } from '../../core/kiln-error.js';
 import { parseRange } from './parse-range.js';
 
 export interface ArtifactSource {
@@ -84,7 +85,15 @@ export async function sendArtifact(req: IncomingMessage, res: ServerResponse, sr
       res.end();
       return { ...result, complete: true };
     }
-    return { ...result, complete: await pump(await src.open(range), res) };
+    let body: Readable;
+    try {
+      body = await src.open(range);
+    } catch (err) {
+      // The record exists but the bytes cannot be read (removed underneath us, I/O error): nothing is
+      // sent yet, so answer with a problem instead of a truncated body.
+      return sendOpenFailure(res, err);
+    }
+    return { ...result, complete: await pump(body, res) };
   }
 
   const ranges = request.ranges;
@@ -110,6 +119,18 @@ export async function sendArtifact(req: IncomingMessage, res: ServerResponse, sr
     yield tail;
   }
   return { ...result, complete: await pump(Readable.from(parts(), { objectMode: false }), res) };
+}
+
+function sendOpenFailure(res: ServerResponse, err: unknown): SendResult {
+  const notFound = err instanceof KilnError && err.code === 'KILN_ARTIFACT_NOT_FOUND';
+  const problem = notFound
+    ? { type: 'about:blank', title: 'No such artifact', status: 404, code: 'KILN_ARTIFACT_NOT_FOUND', detail: 'the artifact\'s bytes are missing' }
+    : { type: 'about:blank', title: 'Unexpected internal error', status: 500, code: 'KILN_INTERNAL', detail: 'could not read the artifact; see the server log' };
+  const body = JSON.stringify(problem);
+  for (const h of ['ETag', 'Last-Modified', 'Accept-Ranges', 'Cache-Control', 'Content-Range']) res.removeHeader(h);
+  res.writeHead(problem.status, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+  return { status: problem.status, bytes: 0, ranges: null, complete: false };
 }
 
 /** Streams to the client; a client that goes away ends the read (no leaked file handles), not the server. */
