@@ -28,6 +28,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'apiDocs', env: 'KILN_API_DOCS', flag: '--api-docs', kind: 'bool', default: true, doc: 'serve the interactive API docs at /api/docs' },
   { key: 'sqliteCacheMiB', env: 'KILN_SQLITE_CACHE_MIB', flag: '--sqlite-cache-mib', kind: 'int', default: 64, min: 2, max: 65536, doc: 'SQLite page cache size' },
   { key: 'boot.listen', env: 'KILN_BOOT_LISTEN', flag: '--boot-listen', kind: 'optional-listen', default: null, doc: 'separate HOST:PORT for the boot endpoints only (the admin API then stays on listen)' },
+  { key: 'boot.enrollUnknown', env: 'KILN_BOOT_ENROLL_UNKNOWN', flag: '--boot-enroll-unknown', kind: 'bool', default: true, doc: 'enroll machines Kiln has never seen as discovered; off for a closed fleet (strangers get a script saying why)' },
   { key: 'boot.signUrls', env: 'KILN_BOOT_SIGN_URLS', flag: '--boot-sign-urls', kind: 'bool', default: false, doc: 'artifact URLs in boot scripts carry an expiring HMAC signature; unsigned fetches get 403' },
   { key: 'boot.urlTtlSeconds', env: 'KILN_BOOT_URL_TTL_SECONDS', flag: '--boot-url-ttl-seconds', kind: 'int', default: 3600, min: 10, max: 604800, doc: 'lifetime of signed artifact URLs' },
   { key: 'boot.retries', env: 'KILN_BOOT_RETRIES', flag: '--boot-retries', kind: 'int', default: 5, min: 1, max: 100, doc: 'download attempts in a boot script before it gives up and reboots' },
@@ -48,6 +49,7 @@ export interface KilnConfig {
   sqliteCacheMiB: number;
   boot: {
     listen: { host: string; port: number } | null;
+    enrollUnknown: boolean;
     signUrls: boolean;
     urlTtlSeconds: number;
     retries: number;
@@ -198,6 +200,7 @@ export function loadConfig(src: ConfigSources): KilnConfig {
     sqliteCacheMiB: get<number>('sqliteCacheMiB'),
     boot: Object.freeze({
       listen: bootListen,
+      enrollUnknown: get<boolean>('boot.enrollUnknown'),
       signUrls: get<boolean>('boot.signUrls'),
       urlTtlSeconds: get<number>('boot.urlTtlSeconds'),
       retries: get<number>('boot.retries'),

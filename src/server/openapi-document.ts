@@ -14,7 +14,7 @@ export async function openapiDocument(): Promise<unknown> {
   const store = await openSqliteStore({ path: ':memory:' });
   try {
     const log = pino({ level: 'silent' });
-    const { services, templates } = buildServices(store, await FsBlobStore.open(dir), log, 50);
+    const { services, templates } = buildServices(store, await FsBlobStore.open(dir), log, { flushIntervalMs: 50, enrollUnknown: true });
     const [app] = await buildApps(
       {
         services,

@@ -38,11 +38,11 @@ export const systemClock: Clock = { now: () => new Date() };
 export const randomIds: IdSource = { id: () => randomUUID(), secret: () => randomBytes(32).toString('base64url') };
 
 /** Wires services over a store and a blob store; shared by `kiln serve` and in-process tools. */
-export function buildServices(store: Store, blobs: BlobStore, log: FastifyBaseLogger, flushIntervalMs: number, clock = systemClock, ids = randomIds) {
+export function buildServices(store: Store, blobs: BlobStore, log: FastifyBaseLogger, opts: { flushIntervalMs: number; enrollUnknown: boolean }, clock = systemClock, ids = randomIds) {
   const templates = new TemplateRenderer();
   const cache = new BootCache(store);
   const recorder = new BootEventRecorder(store, {
-    flushIntervalMs,
+    flushIntervalMs: opts.flushIntervalMs,
     maxBatch: 500,
     onError: (err, dropped) => log.error({ err, dropped }, 'could not record boot events'),
   });
@@ -53,7 +53,7 @@ export function buildServices(store: Store, blobs: BlobStore, log: FastifyBaseLo
     profiles: new ProfileService(store, clock, (t) => templates.check(t)),
     groups: new GroupService(store, clock),
     tokens: new TokenService(store, clock, ids),
-    boot: new BootService(store, cache, recorder, clock, ids),
+    boot: new BootService(store, cache, recorder, clock, ids, { enrollUnknown: opts.enrollUnknown }),
     clock,
   };
   return { services, templates, cache, recorder };
@@ -94,7 +94,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
     closers.push({ name: 'store', close: () => store.close() });
     const blobs = await FsBlobStore.open(join(dataDir, 'blobs'));
     closers.push({ name: 'blobs', close: () => blobs.close() });
-    const { services, templates, cache, recorder } = buildServices(store, blobs, log, config.events.flushIntervalMs);
+    const { services, templates, cache, recorder } = buildServices(store, blobs, log, { flushIntervalMs: config.events.flushIntervalMs, enrollUnknown: config.boot.enrollUnknown });
     closers.push({ name: 'boot events', close: () => recorder.close() });
     closers.push({ name: 'boot cache', close: () => Promise.resolve(cache.close()) });
 

@@ -294,6 +294,22 @@ describe('listeners, signed URLs and shutdown', () => {
     }
   });
 
+  it('stores nothing about strangers when enrollment is off', async () => {
+    const k = await startTestKiln({ 'boot.enrollUnknown': 'false' });
+    try {
+      await seedBootable(k);
+      await k.api('/groups', { method: 'POST', json: { name: 'default', profile: 'worker' } });
+      const script = await (await fetch(`${k.kiln.bootUrl}/boot/ipxe?mac=52:54:00:ff:00:01`)).text();
+      expect(script).toContain('enrollment of unknown machines is off');
+      expect((await json<{ items: unknown[] }>(await k.api('/machines'))).items).toEqual([]);
+      await k.api('/machines', { method: 'POST', json: { macs: ['52:54:00:ff:00:01'] } });
+      expect(await (await fetch(`${k.kiln.bootUrl}/boot/ipxe?mac=52:54:00:ff:00:01`)).text()).toContain('with profile worker');
+    } finally {
+      await k.stop();
+      await removeDir(k.dataDir);
+    }
+  });
+
   it('serves boot and admin on separate listeners when configured', async () => {
     const k = await startTestKiln({ 'boot.listen': '127.0.0.1:0' });
     try {

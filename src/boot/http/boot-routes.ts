@@ -89,7 +89,7 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
     const { facts, otherMacs } = parsed;
     const base = baseUrl(req);
     const { machine, outcome } = await s.boot.decide(facts, otherMacs);
-    if (outcome.plan === null) {
+    if (machine === null || outcome.plan === null) {
       return text(reply, renderNoPlanScript({ baseUrl: base, mac: facts.mac, reason: outcome.reason, delaySeconds: opts.noPlanDelaySeconds }));
     }
     const now = s.clock.now().getTime();

@@ -8,8 +8,14 @@ import type { Clock, IdSource, Store } from '../ports.js';
 import type { BootFacts, Machine, MachineState } from '../types.js';
 
 export interface BootDecision {
-  machine: Machine;
+  /** Null only for an unknown machine when enrollment is off. */
+  machine: Machine | null;
   outcome: PlanOutcome;
+}
+
+export interface BootOptions {
+  /** Enroll machines Kiln has never seen as `discovered` (off: a closed fleet; strangers are told no). */
+  enrollUnknown: boolean;
 }
 
 export const CALLBACK_STATES = ['booted', 'failed'] as const satisfies readonly MachineState[];
@@ -22,10 +28,11 @@ export class BootService {
     private readonly recorder: BootEventRecorder,
     private readonly clock: Clock,
     private readonly ids: IdSource,
+    private readonly opts: BootOptions = { enrollUnknown: true },
   ) {}
 
   /** The machine that owns one of these MACs (booting NIC first), enrolling it as `discovered` if unknown. */
-  async identify(facts: BootFacts, otherMacs: readonly string[] = []): Promise<{ machine: Machine; enrolled: boolean }> {
+  async identify(facts: BootFacts, otherMacs: readonly string[] = []): Promise<{ machine: Machine | null; enrolled: boolean }> {
     for (const mac of [facts.mac, ...otherMacs]) {
       const m = await this.cache.findMachineByMac(mac);
       if (m !== null) return { machine: m, enrolled: false };
@@ -34,6 +41,7 @@ export class BootService {
       const m = await this.store.findMachineByUuid(facts.uuid);
       if (m !== null) return { machine: m, enrolled: false };
     }
+    if (!this.opts.enrollUnknown) return { machine: null, enrolled: false };
     const at = this.clock.now().toISOString();
     try {
       const machine = await this.store.createMachine({
@@ -68,6 +76,9 @@ export class BootService {
   /** Decides this boot. Takes the machine's next boot if it has one; only one concurrent boot can take it. */
   async decide(facts: BootFacts, otherMacs: readonly string[] = []): Promise<BootDecision> {
     let { machine } = await this.identify(facts, otherMacs);
+    if (machine === null) {
+      return { machine: null, outcome: { plan: null, reason: 'this machine is not registered, and enrollment of unknown machines is off' } };
+    }
     const sel = selectionFacts(machine, { ...pickDefined(facts), mac: facts.mac });
     let choice = await chooseProfile(this.cache, machine, sel, true);
     const at = this.clock.now().toISOString();
