@@ -32,6 +32,11 @@ export function validateVersion(value: string): string {
   return value;
 }
 
+/** Artifact file names: what iPXE and a kernel's `initrd=` accept without quoting. */
+export function isArtifactName(value: string): boolean {
+  return ARTIFACT_NAME.test(value);
+}
+
 export function validateArtifactName(value: string): string {
   check(ARTIFACT_NAME.test(value), 'KILN_NAME_INVALID', 'artifact name', value);
   return value;

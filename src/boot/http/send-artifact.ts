@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../../core/ports.js';
+import { problemOf, type Problem } from '../../api/problem.js';
 import { KilnError } from '../../core/kiln-error.js';
 import { parseRange } from './parse-range.js';
 
@@ -64,12 +65,8 @@ export async function sendArtifact(req: IncomingMessage, res: ServerResponse, sr
   const request = parseRange(rangeHeader, src.size);
 
   if (request.kind === 'unsatisfiable') {
-    res.statusCode = 416;
     res.setHeader('Content-Range', `bytes */${src.size}`);
-    res.setHeader('Content-Type', 'application/problem+json');
-    const body = JSON.stringify({ type: 'about:blank', title: 'Range not satisfiable', status: 416, code: 'KILN_ARTIFACT_RANGE_NOT_SATISFIABLE', detail: `artifact is ${src.size} bytes` });
-    res.setHeader('Content-Length', Buffer.byteLength(body));
-    res.end(head ? undefined : body);
+    writeProblem(res, problemOf('KILN_ARTIFACT_RANGE_NOT_SATISFIABLE', `artifact is ${src.size} bytes`), head);
     return { status: 416, bytes: 0, ranges: null, complete: true };
   }
 
@@ -122,15 +119,19 @@ export async function sendArtifact(req: IncomingMessage, res: ServerResponse, sr
 }
 
 function sendOpenFailure(res: ServerResponse, err: unknown): SendResult {
-  const notFound = err instanceof KilnError && err.code === 'KILN_ARTIFACT_NOT_FOUND';
-  const problem = notFound
-    ? { type: 'about:blank', title: 'No such artifact', status: 404, code: 'KILN_ARTIFACT_NOT_FOUND', detail: 'the artifact\'s bytes are missing' }
-    : { type: 'about:blank', title: 'Unexpected internal error', status: 500, code: 'KILN_INTERNAL', detail: 'could not read the artifact; see the server log' };
-  const body = JSON.stringify(problem);
+  const problem = err instanceof KilnError && err.code === 'KILN_ARTIFACT_NOT_FOUND'
+    ? problemOf('KILN_ARTIFACT_NOT_FOUND', "the artifact's bytes are missing")
+    : problemOf('KILN_INTERNAL', 'could not read the artifact; see the server log');
   for (const h of ['ETag', 'Last-Modified', 'Accept-Ranges', 'Cache-Control', 'Content-Range']) res.removeHeader(h);
-  res.writeHead(problem.status, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body) });
-  res.end(body);
+  writeProblem(res, problem, false);
   return { status: problem.status, bytes: 0, ranges: null, complete: false };
+}
+
+/** The raw-response twin of the Fastify error handler: same problem+json body, from the same catalogue. */
+function writeProblem(res: ServerResponse, problem: Problem, head: boolean): void {
+  const body = JSON.stringify(problem);
+  res.writeHead(problem.status, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(head ? undefined : body);
 }
 
 /** Streams to the client; a client that goes away ends the read (no leaked file handles), not the server. */

@@ -9,6 +9,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import type { Artifact, ArtifactRole } from '../../core/types.js';
+import { isArtifactName } from '../../core/validate.js';
 import { CliError, type ApiClient } from '../api-client.js';
 import { EXIT } from '../exit-codes.js';
 import { formatBytes, usageError } from './command-helpers.js';
@@ -28,8 +29,6 @@ export interface PushedFile extends PushFile {
 }
 
 const CHUNK = 1024 * 1024;
-// Same rule as the server's artifact names; checked here so a bad name fails before any upload.
-const ARTIFACT_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
 /** Checks the files exist, are regular files and have usable, distinct basenames; returns them with sizes. */
 export async function preparePushFiles(files: readonly { path: string; role: ArtifactRole }[]): Promise<PushFile[]> {
@@ -46,7 +45,8 @@ export async function preparePushFiles(files: readonly { path: string; role: Art
       throw usageError(`cannot read ${f.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const name = basename(f.path);
-    if (!ARTIFACT_NAME.test(name)) throw usageError(`${f.path}: the file name ${JSON.stringify(name)} cannot name an artifact (letters, digits, ".", "_", "+", "-"; 128 at most); copy or rename the file`);
+    // The server's rule, checked here so a bad name fails before any upload.
+    if (!isArtifactName(name)) throw usageError(`${f.path}: the file name ${JSON.stringify(name)} cannot name an artifact (letters, digits, ".", "_", "+", "-"; 128 at most); copy or rename the file`);
     const other = names.get(name);
     if (other !== undefined) throw usageError(`${other} and ${f.path} have the same file name ${JSON.stringify(name)}; artifact names must be distinct`);
     names.set(name, f.path);
