@@ -136,7 +136,22 @@ export interface BlobStore {
   /** A stream of the blob (or one range of it) sized for throughput. */
   read(sha256: string, range?: ByteRange): Promise<Readable>;
   delete(sha256: string): Promise<void>;
+  /** Every live blob's sha256 (not the trash, not unfinished uploads). */
   list(): AsyncIterable<string>;
+  /**
+   * Moves a blob out of sight: stat, read and list no longer see it, but its bytes stay until the
+   * trash is emptied. Idempotent; a blob that is not there is not an error.
+   */
+  trash(sha256: string): Promise<void>;
+  /** Moves a trashed blob back into sight; false when the trash does not hold it. Idempotent. */
+  restore(sha256: string): Promise<boolean>;
+  /** Deletes blobs trashed before `before` for good; returns how many. */
+  emptyTrash(before: Date): Promise<number>;
+  /**
+   * A URL that lets anyone holding it GET the blob (Range included) straight from the store for
+   * `ttlSeconds`; absent on stores that cannot hand out such URLs (the filesystem store).
+   */
+  presignedUrl?(sha256: string, ttlSeconds: number): Promise<string>;
   close(): Promise<void>;
 }
 

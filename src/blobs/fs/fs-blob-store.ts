@@ -1,8 +1,8 @@
 // FsBlobStore: content-addressed files under <root>/sha256/ab/abcd..., written to a temp file,
-// fsynced and renamed only when complete and verified.
+// fsynced and renamed only when complete and verified. Trashed blobs wait in <root>/trash/.
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +21,7 @@ export class FsBlobStore implements BlobStore {
     // Leftovers of uploads cut off by a crash: never visible, safe to drop at start.
     await rm(join(root, '.tmp'), { recursive: true, force: true });
     await mkdir(join(root, '.tmp'), { recursive: true });
+    await mkdir(join(root, 'trash'), { recursive: true });
     return new FsBlobStore(root);
   }
 
@@ -97,6 +98,49 @@ export class FsBlobStore implements BlobStore {
 
   async delete(sha256: string): Promise<void> {
     await rm(this.pathOf(sha256), { force: true });
+  }
+
+  private trashPathOf(sha256: string): string {
+    this.pathOf(sha256);
+    return join(this.root, 'trash', sha256);
+  }
+
+  async trash(sha256: string): Promise<void> {
+    const dest = this.trashPathOf(sha256);
+    try {
+      await rename(this.pathOf(sha256), dest);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return;
+      throw err;
+    }
+    // rename keeps the upload's mtime; the trash's retention counts from now.
+    const now = new Date();
+    await utimes(dest, now, now);
+  }
+
+  async restore(sha256: string): Promise<boolean> {
+    const live = this.pathOf(sha256);
+    await mkdir(join(this.root, 'sha256', sha256.slice(0, 2)), { recursive: true });
+    try {
+      await rename(this.trashPathOf(sha256), live);
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async emptyTrash(before: Date): Promise<number> {
+    let n = 0;
+    for (const name of await readdir(join(this.root, 'trash'))) {
+      const path = join(this.root, 'trash', name);
+      const s = await stat(path).catch(() => null);
+      if (s !== null && s.mtime < before) {
+        await rm(path, { force: true });
+        n++;
+      }
+    }
+    return n;
   }
 
   async *list(): AsyncIterable<string> {
