@@ -49,6 +49,10 @@ export class BootCache {
         for (const mac of this.macsById.get(c.key) ?? []) this.machinesByMac.delete(mac);
         this.macsById.delete(c.key);
         break;
+      case 'all':
+        this.groups = null;
+        for (const m of [this.profiles, this.images, this.channels, this.versions, this.machinesByMac, this.macsById]) m.clear();
+        break;
       case 'artifact':
       case 'token':
         break;

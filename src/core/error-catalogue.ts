@@ -64,6 +64,10 @@ export const errorCatalogue = {
   KILN_BOOT_NO_PLAN: { kind: 'not_found', title: 'Nothing to boot: no assignment and no matching group' },
   KILN_CONFIG_INVALID: { kind: 'invalid', title: 'The configuration has problems (each one is listed)' },
   KILN_UNAVAILABLE: { kind: 'unavailable', title: 'Kiln cannot serve this now (shutting down or storage unavailable)' },
+  KILN_STORE_UNAVAILABLE: { kind: 'unavailable', title: 'The database cannot be reached or did not answer in time; retry' },
+  KILN_SCHEMA_OUTDATED: { kind: 'unavailable', title: 'The database schema is older than this Kiln; run `kiln db migrate`' },
+  KILN_SCHEMA_NEWER: { kind: 'unavailable', title: 'The database schema is newer than this Kiln' },
+  KILN_SCHEMA_MIGRATION_FAILED: { kind: 'internal', title: 'A schema migration failed and was rolled back' },
   KILN_INTERNAL: { kind: 'internal', title: 'Unexpected internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

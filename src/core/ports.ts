@@ -6,9 +6,12 @@ import type {
   Machine, MachineState, Profile, Role, Token,
 } from './types.js';
 
-export type EntityKind = 'artifact' | 'image' | 'channel' | 'profile' | 'group' | 'machine' | 'token';
+export type EntityKind = 'artifact' | 'image' | 'channel' | 'profile' | 'group' | 'machine' | 'token' | 'all';
 
-/** Emitted after a write commits; caches listen to stay exact without polling. */
+/**
+ * Emitted after a write commits (here or, on a shared database, in another replica); caches listen
+ * to stay exact without polling. `all` (key '') means changes may have been missed: drop everything.
+ */
 export interface Change {
   entity: EntityKind;
   key: string;
@@ -42,7 +45,11 @@ export type ExpectedRevision = number | undefined;
 export interface Store {
   readonly dialect: string;
 
-  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` atomically. Transactions given the same `serialize` key run one after another, across
+   * every process sharing the database (check-then-write rules such as "no two groups may tie").
+   */
+  transaction<T>(fn: (tx: Store) => Promise<T>, opts?: { serialize?: string }): Promise<T>;
   onChange(listener: (change: Change) => void): () => void;
   /** Cheap round trip proving the store answers (health checks). */
   ping(): Promise<void>;

@@ -17,6 +17,11 @@ export interface DialectHooks {
   /** Serializes writers that must see each other's effects (no-op where the database already serializes). */
   lock?(tx: Transaction<Database>, key: string): Promise<void>;
   /**
+   * Tells other processes sharing the database about a transaction's changes, from inside it so
+   * they hear exactly when it commits. With this hook every write runs in a transaction.
+   */
+  announce?(tx: Transaction<Database>, changes: readonly Change[]): Promise<void>;
+  /**
    * Optional native versions of the two boot-path queries (measured: Kysely's driver path costs
    * ~40 µs per query on SQLite, the native statement ~17 µs). Used outside transactions only; they
    * must behave exactly like the shared query code, which the contract suite checks for both.
@@ -74,15 +79,27 @@ export class KyselyStore implements Store {
     return this.shared.hooks.name;
   }
 
-  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
-    if (this.pending !== null) return fn(this);
+  async transaction<T>(fn: (tx: Store) => Promise<T>, opts?: { serialize?: string }): Promise<T> {
+    if (this.pending !== null) {
+      if (opts?.serialize !== undefined) await this.shared.hooks.lock?.(this.db as Transaction<Database>, opts.serialize);
+      return fn(this);
+    }
     let tx: KyselyStore | undefined;
     const result = await this.db.transaction().execute(async (trx) => {
       tx = new KyselyStore(trx, this.shared, true);
-      return fn(tx);
+      if (opts?.serialize !== undefined) await this.shared.hooks.lock?.(trx, opts.serialize);
+      const r = await fn(tx);
+      if (tx.pending!.length > 0) await this.shared.hooks.announce?.(trx, tx.pending!);
+      return r;
     });
     for (const c of tx?.pending ?? []) this.publish(c);
     return result;
+  }
+
+  /** Delivers changes made by another process (or 'all' when some may have been missed). */
+  publishExternal(changes: readonly Change[] | 'all'): void {
+    if (changes === 'all') this.publish({ entity: 'all', key: '' });
+    else for (const c of changes) this.publish(c);
   }
 
   onChange(listener: Listener): () => void {
@@ -122,6 +139,14 @@ export class KyselyStore implements Store {
     return this.transaction((tx) => fn(tx as KyselyStore));
   }
 
+  /**
+   * A single-statement write: run as is, unless changes must be announced to other processes,
+   * which happens inside a transaction (so a crash cannot commit a change nobody hears of).
+   */
+  private write<T>(fn: (tx: KyselyStore) => Promise<T>): Promise<T> {
+    return this.pending === null && this.shared.hooks.announce !== undefined ? this.atomic(fn) : fn(this);
+  }
+
   /** Throws not-found or precondition-failed after a conditional write that touched no row. */
   private async missed(exists: boolean, notFound: ErrorCode, what: string): Promise<never> {
     if (!exists) throw new KilnError(notFound, `no ${what}`);
@@ -131,13 +156,15 @@ export class KyselyStore implements Store {
   // ---------------------------------------------------------------- artifacts
 
   async putArtifact(a: Artifact): Promise<Artifact> {
-    await this.db
-      .insertInto('artifacts')
-      .values({ sha256: a.sha256, size: a.size, media_type: a.mediaType, created_at: a.createdAt })
-      .onConflict((oc) => oc.column('sha256').doNothing())
-      .execute();
-    this.changed('artifact', a.sha256);
-    return (await this.getArtifact(a.sha256))!;
+    return this.write(async (tx) => {
+      await tx.db
+        .insertInto('artifacts')
+        .values({ sha256: a.sha256, size: a.size, media_type: a.mediaType, created_at: a.createdAt })
+        .onConflict((oc) => oc.column('sha256').doNothing())
+        .execute();
+      tx.changed('artifact', a.sha256);
+      return (await tx.getArtifact(a.sha256))!;
+    });
   }
 
   async getArtifact(sha256: string): Promise<Artifact | null> {
@@ -157,23 +184,27 @@ export class KyselyStore implements Store {
   }
 
   async deleteArtifact(sha256: string): Promise<void> {
-    await this.db.deleteFrom('artifacts').where('sha256', '=', sha256).execute();
-    this.changed('artifact', sha256);
+    await this.write(async (tx) => {
+      await tx.db.deleteFrom('artifacts').where('sha256', '=', sha256).execute();
+      tx.changed('artifact', sha256);
+    });
   }
 
   // ---------------------------------------------------------------- images
 
   async createImage(image: Image): Promise<Image> {
-    await this.unique('KILN_IMAGE_EXISTS', `image ${image.name} exists`, () =>
-      this.db
-        .insertInto('images')
-        .values({
-          name: image.name, description: image.description, labels: json(image.labels), created_at: image.createdAt,
-          updated_at: image.updatedAt, deleted_at: image.deletedAt, revision: image.revision,
-        })
-        .execute(),
-    );
-    this.changed('image', image.name);
+    await this.write(async (tx) => {
+      await tx.unique('KILN_IMAGE_EXISTS', `image ${image.name} exists`, () =>
+        tx.db
+          .insertInto('images')
+          .values({
+            name: image.name, description: image.description, labels: json(image.labels), created_at: image.createdAt,
+            updated_at: image.updatedAt, deleted_at: image.deletedAt, revision: image.revision,
+          })
+          .execute(),
+      );
+      tx.changed('image', image.name);
+    });
     return image;
   }
 
@@ -193,12 +224,14 @@ export class KyselyStore implements Store {
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.labels !== undefined) set.labels = json(patch.labels);
     if (patch.deletedAt !== undefined) set.deleted_at = patch.deletedAt;
-    let q = this.db.updateTable('images').set((eb) => ({ ...set, revision: eb('revision', '+', 1) })).where('name', '=', name);
-    if (expected !== undefined) q = q.where('revision', '=', expected);
-    const res = await q.executeTakeFirst();
-    if (res.numUpdatedRows === 0n) await this.missed((await this.getImage(name)) !== null, 'KILN_IMAGE_NOT_FOUND', `image ${name}`);
-    this.changed('image', name);
-    return (await this.getImage(name))!;
+    return this.write(async (tx) => {
+      let q = tx.db.updateTable('images').set((eb) => ({ ...set, revision: eb('revision', '+', 1) })).where('name', '=', name);
+      if (expected !== undefined) q = q.where('revision', '=', expected);
+      const res = await q.executeTakeFirst();
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getImage(name)) !== null, 'KILN_IMAGE_NOT_FOUND', `image ${name}`);
+      tx.changed('image', name);
+      return (await tx.getImage(name))!;
+    });
   }
 
   async purgeImage(name: string): Promise<void> {
@@ -324,8 +357,10 @@ export class KyselyStore implements Store {
   }
 
   async createProfile(p: Profile): Promise<Profile> {
-    await this.unique('KILN_PROFILE_EXISTS', `profile ${p.name} exists`, () => this.db.insertInto('profiles').values(this.profileRow(p)).execute());
-    this.changed('profile', p.name);
+    await this.write(async (tx) => {
+      await tx.unique('KILN_PROFILE_EXISTS', `profile ${p.name} exists`, () => tx.db.insertInto('profiles').values(tx.profileRow(p)).execute());
+      tx.changed('profile', p.name);
+    });
     return p;
   }
 
@@ -340,21 +375,24 @@ export class KyselyStore implements Store {
 
   async replaceProfile(p: Profile, expected: ExpectedRevision): Promise<Profile> {
     const { name, created_at: _c, ...row } = this.profileRow(p);
-    let q = this.db.updateTable('profiles').set({ ...row }).where('name', '=', name);
-    // The caller computed p.revision from what it read; the stored row must still be that read.
-    q = q.where('revision', '=', expected ?? p.revision - 1);
-    const res = await q.executeTakeFirst();
-    if (res.numUpdatedRows === 0n) await this.missed((await this.getProfile(name)) !== null, 'KILN_PROFILE_NOT_FOUND', `profile ${name}`);
-    this.changed('profile', name);
-    return (await this.getProfile(name))!;
+    return this.write(async (tx) => {
+      // The caller computed p.revision from what it read; the stored row must still be that read.
+      const q = tx.db.updateTable('profiles').set({ ...row }).where('name', '=', name).where('revision', '=', expected ?? p.revision - 1);
+      const res = await q.executeTakeFirst();
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getProfile(name)) !== null, 'KILN_PROFILE_NOT_FOUND', `profile ${name}`);
+      tx.changed('profile', name);
+      return (await tx.getProfile(name))!;
+    });
   }
 
   async deleteProfile(name: string, expected: ExpectedRevision): Promise<void> {
-    let q = this.db.deleteFrom('profiles').where('name', '=', name);
-    if (expected !== undefined) q = q.where('revision', '=', expected);
-    const res = await q.executeTakeFirst();
-    if (res.numDeletedRows === 0n) await this.missed((await this.getProfile(name)) !== null, 'KILN_PROFILE_NOT_FOUND', `profile ${name}`);
-    this.changed('profile', name);
+    await this.write(async (tx) => {
+      let q = tx.db.deleteFrom('profiles').where('name', '=', name);
+      if (expected !== undefined) q = q.where('revision', '=', expected);
+      const res = await q.executeTakeFirst();
+      if (res.numDeletedRows === 0n) await tx.missed((await tx.getProfile(name)) !== null, 'KILN_PROFILE_NOT_FOUND', `profile ${name}`);
+      tx.changed('profile', name);
+    });
   }
 
   async profileUsers(name: string): Promise<{ groups: string[]; machines: string[] }> {
@@ -379,8 +417,10 @@ export class KyselyStore implements Store {
   }
 
   async createGroup(g: Group): Promise<Group> {
-    await this.unique('KILN_GROUP_EXISTS', `group ${g.name} exists`, () => this.db.insertInto('groups').values(this.groupRow(g)).execute());
-    this.changed('group', g.name);
+    await this.write(async (tx) => {
+      await tx.unique('KILN_GROUP_EXISTS', `group ${g.name} exists`, () => tx.db.insertInto('groups').values(tx.groupRow(g)).execute());
+      tx.changed('group', g.name);
+    });
     return g;
   }
 
@@ -395,23 +435,27 @@ export class KyselyStore implements Store {
 
   async replaceGroup(g: Group, expected: ExpectedRevision): Promise<Group> {
     const { name, created_at: _c, ...row } = this.groupRow(g);
-    const res = await this.db
-      .updateTable('groups')
-      .set(row)
-      .where('name', '=', name)
-      .where('revision', '=', expected ?? g.revision - 1)
-      .executeTakeFirst();
-    if (res.numUpdatedRows === 0n) await this.missed((await this.getGroup(name)) !== null, 'KILN_GROUP_NOT_FOUND', `group ${name}`);
-    this.changed('group', name);
-    return (await this.getGroup(name))!;
+    return this.write(async (tx) => {
+      const res = await tx.db
+        .updateTable('groups')
+        .set(row)
+        .where('name', '=', name)
+        .where('revision', '=', expected ?? g.revision - 1)
+        .executeTakeFirst();
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getGroup(name)) !== null, 'KILN_GROUP_NOT_FOUND', `group ${name}`);
+      tx.changed('group', name);
+      return (await tx.getGroup(name))!;
+    });
   }
 
   async deleteGroup(name: string, expected: ExpectedRevision): Promise<void> {
-    let q = this.db.deleteFrom('groups').where('name', '=', name);
-    if (expected !== undefined) q = q.where('revision', '=', expected);
-    const res = await q.executeTakeFirst();
-    if (res.numDeletedRows === 0n) await this.missed((await this.getGroup(name)) !== null, 'KILN_GROUP_NOT_FOUND', `group ${name}`);
-    this.changed('group', name);
+    await this.write(async (tx) => {
+      let q = tx.db.deleteFrom('groups').where('name', '=', name);
+      if (expected !== undefined) q = q.where('revision', '=', expected);
+      const res = await q.executeTakeFirst();
+      if (res.numDeletedRows === 0n) await tx.missed((await tx.getGroup(name)) !== null, 'KILN_GROUP_NOT_FOUND', `group ${name}`);
+      tx.changed('group', name);
+    });
   }
 
   // ---------------------------------------------------------------- machines
@@ -504,9 +548,11 @@ export class KyselyStore implements Store {
       const { id, created_at: _c, ...row } = tx.machineRow({ ...m, revision: cur!.revision + 1 });
       // State and last-seen belong to the boot path; an edit must not roll them back.
       const { state: _s, last_seen_at: _l, ...edit } = row;
-      await tx.unique('KILN_MACHINE_UUID_TAKEN', `UUID ${m.uuid} belongs to another machine`, () =>
-        tx.db.updateTable('machines').set(edit).where('id', '=', id).where('revision', '=', cur!.revision).execute(),
+      const res = await tx.unique('KILN_MACHINE_UUID_TAKEN', `UUID ${m.uuid} belongs to another machine`, () =>
+        tx.db.updateTable('machines').set(edit).where('id', '=', id).where('revision', '=', cur!.revision).executeTakeFirst(),
       );
+      // Another process changed the row between our read and this write (PostgreSQL, read committed).
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getMachine(id)) !== null, 'KILN_MACHINE_NOT_FOUND', `machine ${id}`);
       if (json(cur!.macs) !== json(m.macs)) {
         await tx.db.deleteFrom('machine_macs').where('machine_id', '=', id).execute();
         await tx.insertMacs(id, m.macs);
@@ -520,6 +566,9 @@ export class KyselyStore implements Store {
     await this.atomic(async (tx) => {
       const cur = await tx.getMachine(id);
       if (cur === null || (expected !== undefined && cur.revision !== expected)) await tx.missed(cur !== null, 'KILN_MACHINE_NOT_FOUND', `machine ${id}`);
+      // Lock the row first (a conditional no-op update) so a concurrent edit cannot slip in between.
+      const res = await tx.db.updateTable('machines').set({ revision: cur!.revision }).where('id', '=', id).where('revision', '=', cur!.revision).executeTakeFirst();
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getMachine(id)) !== null, 'KILN_MACHINE_NOT_FOUND', `machine ${id}`);
       await tx.db.deleteFrom('boot_events').where('machine_id', '=', id).execute();
       await tx.db.deleteFrom('machine_macs').where('machine_id', '=', id).execute();
       await tx.db.deleteFrom('machines').where('id', '=', id).execute();
@@ -529,15 +578,17 @@ export class KyselyStore implements Store {
 
   async consumeNextBoot(id: string, profile: string): Promise<boolean> {
     // One conditional UPDATE: of any number of concurrent boots, exactly one sees a row change.
-    const res = await this.db
-      .updateTable('machines')
-      .set((eb) => ({ next_boot: null, revision: eb('revision', '+', 1) }))
-      .where('id', '=', id)
-      .where('next_boot', '=', profile)
-      .executeTakeFirst();
-    const won = res.numUpdatedRows > 0n;
-    if (won) this.changed('machine', id);
-    return won;
+    return this.write(async (tx) => {
+      const res = await tx.db
+        .updateTable('machines')
+        .set((eb) => ({ next_boot: null, revision: eb('revision', '+', 1) }))
+        .where('id', '=', id)
+        .where('next_boot', '=', profile)
+        .executeTakeFirst();
+      const won = res.numUpdatedRows > 0n;
+      if (won) tx.changed('machine', id);
+      return won;
+    });
   }
 
   async recordBootEvents(events: readonly NewBootEvent[]): Promise<void> {
@@ -574,11 +625,13 @@ export class KyselyStore implements Store {
   // ---------------------------------------------------------------- tokens
 
   async createToken(t: StoredToken): Promise<Token> {
-    await this.db
-      .insertInto('tokens')
-      .values({ id: t.id, name: t.name, role: t.role, hash: t.hash, created_at: t.createdAt, last_used_at: t.lastUsedAt, revoked_at: t.revokedAt })
-      .execute();
-    this.changed('token', t.id);
+    await this.write(async (tx) => {
+      await tx.db
+        .insertInto('tokens')
+        .values({ id: t.id, name: t.name, role: t.role, hash: t.hash, created_at: t.createdAt, last_used_at: t.lastUsedAt, revoked_at: t.revokedAt })
+        .execute();
+      tx.changed('token', t.id);
+    });
     return toToken(t);
   }
 
@@ -592,11 +645,13 @@ export class KyselyStore implements Store {
   }
 
   async revokeToken(id: string, at: string): Promise<Token> {
-    const res = await this.db.updateTable('tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
-    if (res.numUpdatedRows > 0n) this.changed('token', id);
-    const r = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
-    if (r === undefined) throw new KilnError('KILN_TOKEN_NOT_FOUND', `no token ${id}`);
-    return toToken(rowToTokenLike(r));
+    return this.write(async (tx) => {
+      const res = await tx.db.updateTable('tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+      if (res.numUpdatedRows > 0n) tx.changed('token', id);
+      const r = await tx.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+      if (r === undefined) throw new KilnError('KILN_TOKEN_NOT_FOUND', `no token ${id}`);
+      return toToken(rowToTokenLike(r));
+    });
   }
 
   async touchToken(id: string, at: string): Promise<void> {

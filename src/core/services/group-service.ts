@@ -70,7 +70,7 @@ export class GroupService {
   private async save(input: GroupInput, existing: string | null, expected: ExpectedRevision): Promise<Group> {
     const name = validateName(input.name, 'group name');
     const selectors = normalizeSelectors(input.selectors ?? {});
-    // Check and write in one transaction so two racing saves cannot both pass the ambiguity check.
+    // Check and write in one serialized transaction so two racing saves (on any replica) cannot both pass the ambiguity check.
     return this.store.transaction(async (tx) => {
       const prev = existing === null ? null : await tx.getGroup(existing);
       if (existing !== null && prev === null) throw new KilnError('KILN_GROUP_NOT_FOUND', `no group ${JSON.stringify(existing)}`);
@@ -90,7 +90,7 @@ export class GroupService {
         throw new KilnError('KILN_GROUP_AMBIGUOUS', `group ${name} and group ${clash.name} are equally specific and can match the same machine; add a selector to one of them`, { conflictsWith: clash.name });
       }
       return prev === null ? tx.createGroup(group) : tx.replaceGroup(group, expected);
-    });
+    }, { serialize: 'groups' });
   }
 
   async delete(name: string, expected: ExpectedRevision): Promise<void> {

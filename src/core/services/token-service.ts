@@ -28,7 +28,7 @@ export class TokenService {
     private readonly ids: IdSource,
   ) {
     store.onChange((c) => {
-      if (c.entity === 'token') this.cache.clear();
+      if (c.entity === 'token' || c.entity === 'all') this.cache.clear();
     });
   }
 

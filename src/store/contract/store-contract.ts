@@ -520,6 +520,71 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       });
     });
 
+    describe('concurrent writers (every store must hold these with a pool of connections)', () => {
+      /** Outcomes of racing calls: how many resolved, and the codes of those that rejected. */
+      async function race(calls: (() => Promise<unknown>)[]): Promise<{ ok: number; codes: string[] }> {
+        // Open as many connections as racers first (a pool hands them out lazily), so the racers overlap.
+        await Promise.all(calls.map(() => store.transaction(async (tx) => {
+          await tx.ping();
+          await tx.ping();
+        })));
+        const settled = await Promise.allSettled(calls.map((f) => f()));
+        const codes = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason instanceof KilnError ? r.reason.code : String(r.reason)));
+        return { ok: settled.length - codes.length, codes };
+      }
+
+      it('20 updates of one image with the same expected revision: exactly one wins, 19 are KILN_PRECONDITION_FAILED', async () => {
+        await c.images.create({ name: 'os' });
+        const r = await race(Array.from({ length: 20 }, (_, i) => () => c.images.update('os', { description: `writer ${i}` }, 1)));
+        expect(r).toEqual({ ok: 1, codes: Array(19).fill('KILN_PRECONDITION_FAILED') });
+        expect((await store.getImage('os'))?.revision).toBe(2);
+      });
+
+      it('20 machine edits with the same expected revision: exactly one wins and its MACs are the ones stored', async () => {
+        const m = await c.machines.create({ macs: [mac(1)] });
+        const r = await race(Array.from({ length: 20 }, (_, i) => () => c.machines.update(m.id, { hostname: `h${i}`, macs: [mac(1), mac(100 + i)] }, 1)));
+        expect(r.ok).toBe(1);
+        expect(r.codes).toEqual(Array(19).fill('KILN_PRECONDITION_FAILED'));
+        const after = (await store.getMachine(m.id))!;
+        expect(after.revision).toBe(2);
+        expect(after.macs).toEqual([mac(1), mac(100 + Number(after.hostname!.slice(1)))]);
+      });
+
+      it('20 profile replacements with the same expected revision: exactly one wins', async () => {
+        await imageWithVersions('os', ['1']);
+        await c.profiles.create({ name: 'p', image: { image: 'os', version: '1' } });
+        const r = await race(Array.from({ length: 20 }, (_, i) => () => c.profiles.replace('p', { image: { image: 'os', version: '1' }, kernelArgs: [`w=${i}`] }, 1)));
+        expect(r).toEqual({ ok: 1, codes: Array(19).fill('KILN_PRECONDITION_FAILED') });
+      });
+
+      it('10 racing groups that would tie: exactly one is stored, the others are KILN_GROUP_AMBIGUOUS', async () => {
+        await bootable(['p']);
+        const r = await race(Array.from({ length: 10 }, (_, i) => () => c.groups.create({ name: `g${i}`, selectors: { arch: 'x86_64' }, profile: 'p' })));
+        expect(r).toEqual({ ok: 1, codes: Array(9).fill('KILN_GROUP_AMBIGUOUS') });
+        expect(await store.listGroups()).toHaveLength(1);
+      });
+
+      it('10 racing promotes of a new channel all land, one after another, in the history', async () => {
+        await imageWithVersions('os', ['1', '2', '3']);
+        const r = await race(Array.from({ length: 10 }, (_, i) => () => c.images.promote('os', 'new', String((i % 3) + 1), `actor${i}`, undefined)));
+        expect(r).toEqual({ ok: 10, codes: [] });
+        const history = await store.channelHistory('os', 'new');
+        expect(history).toHaveLength(10);
+        // Each entry starts where the previous one ended: no promote read a stale channel.
+        for (let i = 1; i < history.length; i++) expect(history[i]!.fromVersion).toBe(history[i - 1]!.toVersion);
+        expect((await store.getChannel('os', 'new'))?.version).toBe(history[9]!.toVersion);
+        expect((await store.getChannel('os', 'new'))?.revision).toBe(10);
+      });
+
+      it('racing creates of one name: one wins, the others get the exists code', async () => {
+        const r = await race(Array.from({ length: 10 }, () => () => c.images.create({ name: 'same' })));
+        expect(r).toEqual({ ok: 1, codes: Array(9).fill('KILN_IMAGE_EXISTS') });
+        const m = await race(Array.from({ length: 10 }, () => () => c.machines.create({ macs: [mac(7)] })));
+        expect(m).toEqual({ ok: 1, codes: Array(9).fill('KILN_MACHINE_MAC_TAKEN') });
+        expect(await store.listMachines({ limit: 100 })).toHaveLength(1);
+      });
+    });
+
     // ------------------------------------------------------------ machines
 
     describe('machines', () => {

@@ -1,10 +1,10 @@
 // SqliteStore: the embedded default. One better-sqlite3 connection in WAL mode; Kysely serializes access.
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import type { NewBootEvent } from '../../core/ports.js';
 import type { Machine } from '../../core/types.js';
 import { bootEventEffects, KyselyStore, toMachine } from '../kysely-store.js';
-import { migrationProvider } from '../migrations/migrations.js';
+import { assertMigrated, migrateToLatest } from '../migrations/migrate.js';
 import type { Database as Schema } from '../schema.js';
 
 export interface SqliteOptions {
@@ -14,6 +14,8 @@ export interface SqliteOptions {
   fastPaths?: boolean;
   /** Page cache in MiB: the boot path's cache misses land here (measured +12-15% req/s with 128 MiB). */
   cacheMiB?: number;
+  /** Apply pending migrations at open (default); false refuses to open an outdated schema. */
+  migrate?: boolean;
 }
 
 export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore> {
@@ -27,11 +29,12 @@ export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore>
   conn.pragma('case_sensitive_like = ON');
   conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? 64)}`);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(conn) }) });
-  const migrator = new Migrator({ db, provider: migrationProvider('sqlite') });
-  const { error } = await migrator.migrateToLatest();
-  if (error !== undefined) {
+  try {
+    if (opts.migrate === false) await assertMigrated(db as Kysely<unknown>, 'sqlite');
+    else await migrateToLatest(db as Kysely<unknown>, 'sqlite');
+  } catch (err) {
     await db.destroy();
-    throw error instanceof Error ? error : new Error(`migration failed: ${JSON.stringify(error)}`);
+    throw err;
   }
   return KyselyStore.create(
     db,
