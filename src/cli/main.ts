@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './api-client.js';
 import { EXIT } from './exit-codes.js';
+import { dbCommand } from './commands/db-commands.js';
 import { openapiCommand } from './commands/openapi-command.js';
 import { serveCommand } from './commands/serve-command.js';
 import { registerResourceCommands } from './commands/register.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(serveCommand());
+  program.addCommand(dbCommand());
   program.addCommand(openapiCommand(), { hidden: true });
   registerResourceCommands(program);
   return program;

@@ -115,6 +115,9 @@ export interface Store {
   /** Records use of a token (callers throttle this; it is not on every request). */
   touchToken(id: string, at: string): Promise<void>;
   countTokens(role?: Role): Promise<number>;
+
+  /** The stored secret `name`; stores `candidate` first when there is none (the first caller wins). */
+  ensureSecret(name: string, candidate: string, at: string): Promise<string>;
 }
 
 export interface BlobInfo {

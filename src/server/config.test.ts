@@ -57,6 +57,39 @@ describe('configuration', () => {
     expect(parseListen('8080')).toBeNull();
   });
 
+  it('scale-out settings: PostgreSQL URL, S3 bucket and prefix, artifact delivery', () => {
+    const c = loadConfig({
+      env: { KILN_DATABASE_URL: 'postgres://kiln:s%40cret@db.example:5432/kiln?sslmode=require', KILN_BLOB_URL: 's3://kiln-artifacts/prod/eu/', KILN_S3_FORCE_PATH_STYLE: 'true' },
+      flags: { 'boot.artifactDelivery': 'redirect', 'database.poolMax': '20' },
+      cwd: dir(),
+    });
+    expect(c.database).toMatchObject({ url: 'postgres://kiln:s%40cret@db.example:5432/kiln?sslmode=require', poolMax: 20, migrate: true });
+    expect(c.blobs).toMatchObject({ url: { bucket: 'kiln-artifacts', prefix: 'prod/eu' }, s3: { forcePathStyle: true, endpoint: null } });
+    expect(c.boot).toMatchObject({ artifactDelivery: 'redirect', presignTtlSeconds: 900 });
+    const d = loadConfig({ env: {}, flags: {}, cwd: dir() });
+    expect(d.database.url).toBeNull();
+    expect(d.blobs.url).toBeNull();
+    expect(d.boot.artifactDelivery).toBe('proxy');
+  });
+
+  it('refuses bad scale-out settings, never echoing a database password', () => {
+    let err: unknown;
+    try {
+      loadConfig({
+        env: { KILN_DATABASE_URL: 'mysql://root:hunter2@db/kiln', KILN_BLOB_URL: 's3://A_Bucket', KILN_S3_ACCESS_KEY_ID: 'AKIA' },
+        flags: { 'boot.artifactDelivery': 'teleport' },
+        cwd: dir(),
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    for (const needle of ['database.url', 'blobs.url', 'boot.artifactDelivery', 'set both or neither']) expect(problems).toContain(needle);
+    expect(problems).not.toContain('hunter2');
+    expect(() => loadConfig({ env: {}, flags: { 'boot.artifactDelivery': 'redirect' }, cwd: dir() })).toThrow(/redirect needs an S3 blob store/);
+  });
+
   it('gives every setting a distinct KILN_* variable and flag', () => {
     expect(new Set(SETTINGS.map((s) => s.env)).size).toBe(SETTINGS.length);
     expect(new Set(SETTINGS.map((s) => s.flag)).size).toBe(SETTINGS.length);

@@ -2,8 +2,9 @@
 // Read once at the entry point, validated with every problem reported together, then frozen.
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { parseS3Url } from '../blobs/s3/s3-url.js';
 
-type Kind = 'string' | 'int' | 'bool' | 'listen' | 'url' | 'level' | 'optional-listen' | 'optional-url' | 'path';
+type Kind = 'string' | 'int' | 'bool' | 'listen' | 'url' | 'level' | 'optional-listen' | 'optional-url' | 'path' | 'optional-string' | 'optional-pg-url' | 'optional-s3-url' | 'enum';
 
 interface Setting {
   key: string;
@@ -13,19 +14,33 @@ interface Setting {
   default: string | number | boolean | null;
   min?: number;
   max?: number;
+  /** For kind 'enum'. */
+  values?: readonly string[];
   doc: string;
 }
 
 /** Every setting, once: the README's configuration table and the `serve` flags are made from this list. */
 export const SETTINGS: readonly Setting[] = [
   { key: 'listen', env: 'KILN_LISTEN', flag: '--listen', kind: 'listen', default: '0.0.0.0:8080', doc: 'HOST:PORT for the admin API and (unless boot.listen is set) the boot endpoints' },
-  { key: 'dataDir', env: 'KILN_DATA_DIR', flag: '--data-dir', kind: 'path', default: './kiln-data', doc: 'data directory: kiln.db (SQLite), blobs/, admin.token' },
+  { key: 'dataDir', env: 'KILN_DATA_DIR', flag: '--data-dir', kind: 'path', default: './kiln-data', doc: 'data directory: kiln.db (SQLite), blobs/, admin.token, boot-url.key (each replica has its own)' },
   { key: 'publicUrl', env: 'KILN_PUBLIC_URL', flag: '--public-url', kind: 'optional-url', default: null, doc: 'base URL machines use to reach the boot endpoints (default: from each request\'s Host header)' },
   { key: 'logLevel', env: 'KILN_LOG_LEVEL', flag: '--log-level', kind: 'level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
   { key: 'backlog', env: 'KILN_BACKLOG', flag: '--backlog', kind: 'int', default: 4096, min: 1, max: 65535, doc: 'listen backlog; Node\'s default 511 reset 8% of a 1,000-machine boot storm here' },
   { key: 'shutdownTimeoutMs', env: 'KILN_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', default: 10000, min: 0, max: 600000, doc: 'on SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut' },
   { key: 'bodyLimitBytes', env: 'KILN_BODY_LIMIT_BYTES', flag: '--body-limit-bytes', kind: 'int', default: 1048576, min: 1024, max: 67108864, doc: 'largest JSON request body (artifact uploads stream and have no limit)' },
   { key: 'apiDocs', env: 'KILN_API_DOCS', flag: '--api-docs', kind: 'bool', default: true, doc: 'serve the interactive API docs at /api/docs' },
+  { key: 'database.url', env: 'KILN_DATABASE_URL', flag: '--database-url', kind: 'optional-pg-url', default: null, doc: 'PostgreSQL URL (postgres://user:password@host:5432/kiln) for running several replicas; unset: SQLite in dataDir' },
+  { key: 'database.poolMax', env: 'KILN_DATABASE_POOL_MAX', flag: '--database-pool-max', kind: 'int', default: 10, min: 1, max: 1000, doc: 'PostgreSQL connections per replica' },
+  { key: 'database.statementTimeoutMs', env: 'KILN_DATABASE_STATEMENT_TIMEOUT_MS', flag: '--database-statement-timeout-ms', kind: 'int', default: 30000, min: 100, max: 3600000, doc: 'PostgreSQL statement timeout; a statement running longer fails with 503 KILN_STORE_UNAVAILABLE' },
+  { key: 'database.connectTimeoutMs', env: 'KILN_DATABASE_CONNECT_TIMEOUT_MS', flag: '--database-connect-timeout-ms', kind: 'int', default: 5000, min: 100, max: 600000, doc: 'how long a request waits for a PostgreSQL connection before 503 KILN_STORE_UNAVAILABLE' },
+  { key: 'database.migrate', env: 'KILN_DATABASE_MIGRATE', flag: '--database-migrate', kind: 'bool', default: true, doc: 'apply pending schema migrations at start (replicas take turns); false: refuse to start on an outdated schema (run `kiln db migrate`)' },
+  { key: 'blobs.url', env: 'KILN_BLOB_URL', flag: '--blob-url', kind: 'optional-s3-url', default: null, doc: 'S3 bucket and prefix for artifacts (s3://bucket/prefix); unset: dataDir/blobs' },
+  { key: 'blobs.s3.endpoint', env: 'KILN_S3_ENDPOINT', flag: '--s3-endpoint', kind: 'optional-url', default: null, doc: 'S3 endpoint for MinIO, Ceph RGW and the like (unset: AWS, or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)' },
+  { key: 'blobs.s3.region', env: 'KILN_S3_REGION', flag: '--s3-region', kind: 'optional-string', default: null, doc: 'S3 region (unset: AWS_REGION, else us-east-1)' },
+  { key: 'blobs.s3.forcePathStyle', env: 'KILN_S3_FORCE_PATH_STYLE', flag: '--s3-force-path-style', kind: 'bool', default: false, doc: 'path-style bucket addressing (most self-hosted S3 servers need it)' },
+  { key: 'blobs.s3.accessKeyId', env: 'KILN_S3_ACCESS_KEY_ID', flag: '--s3-access-key-id', kind: 'optional-string', default: null, doc: 'S3 access key (unset: the AWS default chain: AWS_ACCESS_KEY_ID, profiles, instance roles)' },
+  { key: 'blobs.s3.secretAccessKey', env: 'KILN_S3_SECRET_ACCESS_KEY', flag: '--s3-secret-access-key', kind: 'optional-string', default: null, doc: 'S3 secret key, with blobs.s3.accessKeyId' },
+  { key: 'blobs.trashRetentionHours', env: 'KILN_BLOBS_TRASH_RETENTION_HOURS', flag: '--blobs-trash-retention-hours', kind: 'int', default: 24, min: 0, max: 87600, doc: 'purged artifacts stay restorable in the blob store\'s trash this long' },
   { key: 'sqliteCacheMiB', env: 'KILN_SQLITE_CACHE_MIB', flag: '--sqlite-cache-mib', kind: 'int', default: 64, min: 2, max: 65536, doc: 'SQLite page cache size' },
   { key: 'boot.listen', env: 'KILN_BOOT_LISTEN', flag: '--boot-listen', kind: 'optional-listen', default: null, doc: 'separate HOST:PORT for the boot endpoints only (the admin API then stays on listen)' },
   { key: 'boot.enrollUnknown', env: 'KILN_BOOT_ENROLL_UNKNOWN', flag: '--boot-enroll-unknown', kind: 'bool', default: true, doc: 'enroll machines Kiln has never seen as discovered; off for a closed fleet (strangers get a script saying why)' },
@@ -34,6 +49,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'boot.retries', env: 'KILN_BOOT_RETRIES', flag: '--boot-retries', kind: 'int', default: 5, min: 1, max: 100, doc: 'download attempts in a boot script before it gives up and reboots' },
   { key: 'boot.retryDelaySeconds', env: 'KILN_BOOT_RETRY_DELAY_SECONDS', flag: '--boot-retry-delay-seconds', kind: 'int', default: 5, min: 0, max: 3600, doc: 'pause between attempts' },
   { key: 'boot.noPlanDelaySeconds', env: 'KILN_BOOT_NO_PLAN_DELAY_SECONDS', flag: '--boot-no-plan-delay-seconds', kind: 'int', default: 30, min: 1, max: 86400, doc: 'a machine with nothing to boot asks again after this long' },
+  { key: 'boot.artifactDelivery', env: 'KILN_BOOT_ARTIFACT_DELIVERY', flag: '--boot-artifact-delivery', kind: 'enum', values: ['proxy', 'redirect'], default: 'proxy', doc: 'proxy: Kiln streams artifacts (Range passed through); redirect: 302 to a presigned S3 URL (needs blobs.url)' },
+  { key: 'boot.presignTtlSeconds', env: 'KILN_BOOT_PRESIGN_TTL_SECONDS', flag: '--boot-presign-ttl-seconds', kind: 'int', default: 900, min: 10, max: 604800, doc: 'lifetime of presigned S3 URLs handed to machines in redirect mode' },
   { key: 'events.flushIntervalMs', env: 'KILN_EVENTS_FLUSH_INTERVAL_MS', flag: '--events-flush-interval-ms', kind: 'int', default: 50, min: 1, max: 10000, doc: 'boot events are written in batches at most this far apart' },
 ];
 
@@ -47,6 +64,12 @@ export interface KilnConfig {
   bodyLimitBytes: number;
   apiDocs: boolean;
   sqliteCacheMiB: number;
+  database: { url: string | null; poolMax: number; statementTimeoutMs: number; connectTimeoutMs: number; migrate: boolean };
+  blobs: {
+    url: { bucket: string; prefix: string } | null;
+    trashRetentionHours: number;
+    s3: { endpoint: string | null; region: string | null; forcePathStyle: boolean; accessKeyId: string | null; secretAccessKey: string | null };
+  };
   boot: {
     listen: { host: string; port: number } | null;
     enrollUnknown: boolean;
@@ -55,6 +78,8 @@ export interface KilnConfig {
     retries: number;
     retryDelaySeconds: number;
     noPlanDelaySeconds: number;
+    artifactDelivery: 'proxy' | 'redirect';
+    presignTtlSeconds: number;
   };
   events: { flushIntervalMs: number };
 }
@@ -111,6 +136,31 @@ function convert(s: Setting, raw: unknown, source: string, problems: string[]): 
       } catch {
         return void problems.push(`${where}: want an http(s) URL without query, got ${JSON.stringify(raw)}`);
       }
+    }
+    case 'optional-string':
+      if (text === '') return null;
+      if (typeof text !== 'string') return void problems.push(`${where}: want a string`);
+      return text;
+    case 'enum':
+      if (typeof text !== 'string' || !(s.values ?? []).includes(text)) return void problems.push(`${where}: want one of ${(s.values ?? []).join(', ')}, got ${JSON.stringify(raw)}`);
+      return text;
+    case 'optional-pg-url': {
+      if (text === '') return null;
+      try {
+        const u = new URL(String(text));
+        if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('scheme');
+        if (u.hostname === '' && !u.searchParams.has('host')) throw new Error('host');
+        return String(text);
+      } catch {
+        // Never echo the value: it may hold a password.
+        return void problems.push(`${where}: want postgres://user:password@host:port/database`);
+      }
+    }
+    case 'optional-s3-url': {
+      if (text === '') return null;
+      const u = typeof text === 'string' ? parseS3Url(text) : null;
+      if (u === null) return void problems.push(`${where}: want s3://bucket or s3://bucket/prefix (bucket: 3-63 of a-z 0-9 . -), got ${JSON.stringify(raw)}`);
+      return u;
     }
     case 'level':
       if (typeof text !== 'string' || !LEVELS.includes(text)) return void problems.push(`${where}: want one of ${LEVELS.join(', ')}`);
@@ -186,6 +236,13 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   if (bootListen !== null && bootListen.port === listen.port && bootListen.port !== 0 && (bootListen.host === listen.host || bootListen.host === '0.0.0.0' || listen.host === '0.0.0.0')) {
     problems.push('boot.listen: must differ from listen (leave it unset to serve boot and admin on one port)');
   }
+  const blobUrl = values.get('blobs.url');
+  if (values.get('boot.artifactDelivery') === 'redirect' && blobUrl === null) {
+    problems.push('boot.artifactDelivery: redirect needs an S3 blob store (blobs.url); the filesystem store can only proxy');
+  }
+  if ((values.get('blobs.s3.accessKeyId') === null) !== (values.get('blobs.s3.secretAccessKey') === null)) {
+    problems.push('blobs.s3.accessKeyId and blobs.s3.secretAccessKey: set both or neither');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const get = <T>(k: string) => values.get(k) as T;
   return Object.freeze({
@@ -198,6 +255,24 @@ export function loadConfig(src: ConfigSources): KilnConfig {
     bodyLimitBytes: get<number>('bodyLimitBytes'),
     apiDocs: get<boolean>('apiDocs'),
     sqliteCacheMiB: get<number>('sqliteCacheMiB'),
+    database: Object.freeze({
+      url: get<string | null>('database.url'),
+      poolMax: get<number>('database.poolMax'),
+      statementTimeoutMs: get<number>('database.statementTimeoutMs'),
+      connectTimeoutMs: get<number>('database.connectTimeoutMs'),
+      migrate: get<boolean>('database.migrate'),
+    }),
+    blobs: Object.freeze({
+      url: get<{ bucket: string; prefix: string } | null>('blobs.url'),
+      trashRetentionHours: get<number>('blobs.trashRetentionHours'),
+      s3: Object.freeze({
+        endpoint: get<string | null>('blobs.s3.endpoint'),
+        region: get<string | null>('blobs.s3.region'),
+        forcePathStyle: get<boolean>('blobs.s3.forcePathStyle'),
+        accessKeyId: get<string | null>('blobs.s3.accessKeyId'),
+        secretAccessKey: get<string | null>('blobs.s3.secretAccessKey'),
+      }),
+    }),
     boot: Object.freeze({
       listen: bootListen,
       enrollUnknown: get<boolean>('boot.enrollUnknown'),
@@ -206,6 +281,8 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       retries: get<number>('boot.retries'),
       retryDelaySeconds: get<number>('boot.retryDelaySeconds'),
       noPlanDelaySeconds: get<number>('boot.noPlanDelaySeconds'),
+      artifactDelivery: get<'proxy' | 'redirect'>('boot.artifactDelivery'),
+      presignTtlSeconds: get<number>('boot.presignTtlSeconds'),
     }),
     events: Object.freeze({ flushIntervalMs: get<number>('events.flushIntervalMs') }),
   });

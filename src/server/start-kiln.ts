@@ -5,7 +5,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Services } from '../api/services.js';
-import { FsBlobStore } from '../blobs/fs/fs-blob-store.js';
 import { TemplateRenderer } from '../boot/ipxe/template-renderer.js';
 import { UrlSigner } from '../boot/url-signer.js';
 import { BootCache } from '../core/boot-cache.js';
@@ -18,9 +17,9 @@ import { ImageService } from '../core/services/image-service.js';
 import { MachineService } from '../core/services/machine-service.js';
 import { ProfileService } from '../core/services/profile-service.js';
 import { TokenService } from '../core/services/token-service.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { buildApps } from './build-apps.js';
 import type { KilnConfig } from './config.js';
+import { describeStorage, openBlobStore, openStore } from './open-storage.js';
 import { KILN_VERSION } from './version.js';
 
 export interface RunningKiln {
@@ -59,15 +58,17 @@ export function buildServices(store: Store, blobs: BlobStore, log: FastifyBaseLo
   return { services, templates, cache, recorder };
 }
 
-async function loadOrCreateKey(path: string): Promise<Buffer> {
-  try {
-    return Buffer.from((await readFile(path, 'utf8')).trim(), 'base64url');
-  } catch {
-    const key = randomBytes(32);
-    await writeFile(path, `${key.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' }).catch(() => undefined);
-    return Buffer.from((await readFile(path, 'utf8')).trim(), 'base64url');
-  }
+/**
+ * The boot URL signing key lives in the store, so every replica verifies what any replica signed.
+ * A key file from an older single-node Kiln is adopted as the first candidate, keeping its URLs valid.
+ */
+async function bootUrlKey(store: Store, dataDir: string, at: string): Promise<Buffer> {
+  const legacy = await readFile(join(dataDir, 'boot-url.key'), 'utf8').then((t) => t.trim(), () => null);
+  const stored = await store.ensureSecret('boot-url-key', legacy ?? randomBytes(32).toString('base64url'), at);
+  return Buffer.from(stored, 'base64url');
 }
+
+const HOUR_MS = 3600_000;
 
 function urlOf(app: FastifyInstance): string {
   const addr = app.server.address();
@@ -90,10 +91,21 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
     }
   };
   try {
-    const store = await openSqliteStore({ path: join(dataDir, 'kiln.db'), cacheMiB: config.sqliteCacheMiB });
+    const store = await openStore(config, dataDir, log);
     closers.push({ name: 'store', close: () => store.close() });
-    const blobs = await FsBlobStore.open(join(dataDir, 'blobs'));
+    const blobs = await openBlobStore(config, dataDir);
     closers.push({ name: 'blobs', close: () => blobs.close() });
+    // Purged artifacts wait in the trash for the retention period; every replica sweeps (idempotent).
+    const sweepTrash = () => {
+      blobs.emptyTrash(new Date(Date.now() - config.blobs.trashRetentionHours * HOUR_MS)).then(
+        (n) => n > 0 && log.info({ deleted: n }, 'emptied the blob trash'),
+        (err: unknown) => log.warn({ err }, 'emptying the blob trash failed'),
+      );
+    };
+    sweepTrash();
+    const sweeper = setInterval(sweepTrash, HOUR_MS);
+    sweeper.unref();
+    closers.push({ name: 'trash sweeper', close: async () => clearInterval(sweeper) });
     const { services, templates, cache, recorder } = buildServices(store, blobs, log, { flushIntervalMs: config.events.flushIntervalMs, enrollUnknown: config.boot.enrollUnknown });
     closers.push({ name: 'boot events', close: () => recorder.close() });
     closers.push({ name: 'boot cache', close: () => Promise.resolve(cache.close()) });
@@ -103,7 +115,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
       await writeFile(join(dataDir, 'admin.token'), `${createdAdminToken}\n`, { mode: 0o600 });
     }
 
-    const signer = config.boot.signUrls ? new UrlSigner(await loadOrCreateKey(join(dataDir, 'boot-url.key')), config.boot.urlTtlSeconds) : null;
+    const signer = config.boot.signUrls ? new UrlSigner(await bootUrlKey(store, dataDir, new Date().toISOString()), config.boot.urlTtlSeconds) : null;
     let stopping = false;
     const apps = await buildApps(
       {
@@ -115,6 +127,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
           retries: config.boot.retries,
           retryDelaySeconds: config.boot.retryDelaySeconds,
           noPlanDelaySeconds: config.boot.noPlanDelaySeconds,
+          redirectTtlSeconds: config.boot.artifactDelivery === 'redirect' ? config.boot.presignTtlSeconds : null,
         },
         logger: log,
         bodyLimitBytes: config.bodyLimitBytes,
@@ -130,7 +143,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
       await app.listen({ host: listens[i]!.host, port: listens[i]!.port, backlog: config.backlog });
     }
     const urls = apps.map(urlOf);
-    log.info({ urls, dataDir, store: store.dialect }, 'kiln is serving');
+    log.info({ urls, dataDir, ...describeStorage(config, dataDir), artifactDelivery: config.boot.artifactDelivery }, 'kiln is serving');
 
     return {
       urls,

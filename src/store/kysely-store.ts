@@ -664,6 +664,14 @@ export class KyselyStore implements Store {
     if (role !== undefined) q = q.where('role', '=', role);
     return Number((await q.executeTakeFirstOrThrow()).n);
   }
+
+  // ---------------------------------------------------------------- secrets
+
+  async ensureSecret(name: string, candidate: string, at: string): Promise<string> {
+    await this.db.insertInto('secrets').values({ name, value: candidate, created_at: at }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    const r = await this.db.selectFrom('secrets').select('value').where('name', '=', name).executeTakeFirstOrThrow();
+    return r.value;
+  }
 }
 
 // ---------------------------------------------------------------- row mapping

@@ -20,5 +20,6 @@ export interface Database {
   };
   machine_macs: { mac: string; machine_id: string; position: number };
   boot_events: { id: Generated<number>; machine_id: string; at: string; kind: string; detail: string };
+  secrets: { name: string; value: string; created_at: string };
   tokens: { id: string; name: string; role: string; hash: string; created_at: string; last_used_at: string | null; revoked_at: string | null };
 }

@@ -1,4 +1,4 @@
-// The BlobStore contract: every blob store adapter (the filesystem now, others later) must pass this suite.
+// The BlobStore contract: every blob store adapter (the filesystem, S3) must pass this suite.
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -209,6 +209,91 @@ export function describeBlobStoreContract(name: string, open: () => Promise<Blob
       const again = await store.put(chunked(data), {});
       await store.delete(again.sha256);
       expect(await store.put(chunked(data), {})).toEqual(again);
+    });
+
+    it('two concurrent puts of the same content both succeed with the same info', async () => {
+      const data = randomBytes(700 * KiB);
+      const [a, b] = await Promise.all([store.put(chunked(data, 64 * KiB), {}), store.put(chunked(data, 16 * KiB), {})]);
+      expect(a).toEqual({ sha256: sha256Of(data), size: data.length });
+      expect(b).toEqual(a);
+      expect(await listAll(store)).toEqual([a.sha256]);
+      expect((await readAll(await store.read(a.sha256))).equals(data)).toBe(true);
+    });
+
+    it('a trashed blob is invisible to stat, read and list; restore brings the same bytes back', async () => {
+      const keep = await store.put(chunked(randomBytes(1000)), {});
+      const data = randomBytes(200 * KiB + 3);
+      const info = await store.put(chunked(data), {});
+      await store.trash(info.sha256);
+      expect(await store.stat(info.sha256)).toBeNull();
+      await rejectsWith(store.read(info.sha256), 'KILN_ARTIFACT_NOT_FOUND');
+      await rejectsWith(store.read(info.sha256, { start: 0, end: 9 }), 'KILN_ARTIFACT_NOT_FOUND');
+      expect(await listAll(store)).toEqual([keep.sha256]);
+
+      expect(await store.restore(info.sha256)).toBe(true);
+      expect(await store.stat(info.sha256)).toEqual(info);
+      expect((await readAll(await store.read(info.sha256))).equals(data)).toBe(true);
+      expect((await listAll(store)).sort()).toEqual([keep.sha256, info.sha256].sort());
+      // Restored means gone from the trash: a second restore finds nothing.
+      expect(await store.restore(info.sha256)).toBe(false);
+      expect(await store.stat(info.sha256)).toEqual(info);
+    });
+
+    it('restore of something not trashed is false and changes nothing', async () => {
+      const live = await store.put(chunked(randomBytes(500)), {});
+      expect(await store.restore(sha256Of(Buffer.from('never stored')))).toBe(false);
+      expect(await store.restore(live.sha256)).toBe(false);
+      expect(await store.stat(live.sha256)).toEqual(live);
+      expect(await listAll(store)).toEqual([live.sha256]);
+    });
+
+    it('trash of a missing blob is a no-op, and trash is idempotent', async () => {
+      const missing = sha256Of(Buffer.from('never stored'));
+      await store.trash(missing);
+      expect(await store.restore(missing)).toBe(false);
+      const info = await store.put(chunked(randomBytes(700)), {});
+      await store.trash(info.sha256);
+      await store.trash(info.sha256);
+      expect(await store.stat(info.sha256)).toBeNull();
+      expect(await store.restore(info.sha256)).toBe(true);
+      expect(await store.stat(info.sha256)).toEqual(info);
+    });
+
+    it('emptyTrash(before) deletes only blobs trashed before `before` and returns the count', async () => {
+      const live = await store.put(chunked(randomBytes(300)), {});
+      const a = await store.put(chunked(randomBytes(400)), {});
+      const b = await store.put(chunked(randomBytes(500)), {});
+      await store.trash(a.sha256);
+      await store.trash(b.sha256);
+      const hour = 60 * 60 * 1000;
+      expect(await store.emptyTrash(new Date(Date.now() - hour))).toBe(0);
+      expect(await store.emptyTrash(new Date(Date.now() + hour))).toBe(2);
+      expect(await store.emptyTrash(new Date(Date.now() + hour))).toBe(0);
+      expect(await store.restore(a.sha256)).toBe(false);
+      expect(await store.restore(b.sha256)).toBe(false);
+      expect(await store.stat(a.sha256)).toBeNull();
+      expect(await listAll(store)).toEqual([live.sha256]);
+      expect(await store.stat(live.sha256)).toEqual(live);
+    });
+
+    it('emptyTrash keeps what a past cut-off does not reach, so it can still be restored', async () => {
+      const info = await store.put(chunked(randomBytes(900)), {});
+      await store.trash(info.sha256);
+      expect(await store.emptyTrash(new Date(Date.now() - 60_000))).toBe(0);
+      expect(await store.restore(info.sha256)).toBe(true);
+      expect(await store.stat(info.sha256)).toEqual(info);
+    });
+
+    it('put of content whose copy is in the trash works, and emptying the trash leaves it alone', async () => {
+      const data = randomBytes(64 * KiB + 1);
+      const info = await store.put(chunked(data), {});
+      await store.trash(info.sha256);
+      expect(await store.put(chunked(data), { expectedSha256: info.sha256, expectedSize: data.length })).toEqual(info);
+      expect(await store.stat(info.sha256)).toEqual(info);
+      expect(await listAll(store)).toEqual([info.sha256]);
+      expect(await store.emptyTrash(new Date(Date.now() + 60_000))).toBe(1);
+      expect(await store.stat(info.sha256)).toEqual(info);
+      expect((await readAll(await store.read(info.sha256))).equals(data)).toBe(true);
     });
   });
 }

@@ -22,6 +22,8 @@ export interface BootHttpOptions {
   retries: number;
   retryDelaySeconds: number;
   noPlanDelaySeconds: number;
+  /** Redirect artifact fetches to presigned blob-store URLs valid this long; null streams them through Kiln. */
+  redirectTtlSeconds: number | null;
 }
 
 const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
@@ -120,6 +122,11 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
     }
     if (!SHA256.test(sha256)) throw new KilnError('KILN_ARTIFACT_NOT_FOUND', 'no such artifact');
     const a = await s.artifacts.get(sha256);
+    if (opts.redirectTtlSeconds !== null) {
+      const location = await s.artifacts.presignedUrl(a.sha256, opts.redirectTtlSeconds);
+      if (mac !== null && req.method === 'GET') s.boot.artifactServed(mac, { name, sha256, status: 302, bytes: 0, ranges: null, complete: true });
+      return reply.code(302).header('location', location).header('cache-control', 'no-store').send();
+    }
     reply.hijack();
     const result = await sendArtifact(req.raw, reply.raw, { ...a, lastModified: new Date(a.createdAt), open: (range) => s.artifacts.read(a.sha256, range) });
     if (mac !== null && req.method === 'GET' && result.status !== 304) {

@@ -1,15 +1,14 @@
 // `kiln serve`: the server in this process. Flags come from the one settings table in server/config.
 import { Command, Option } from 'commander';
-import { ConfigError, loadConfig, SETTINGS } from '../../server/config.js';
-import { CliError } from '../api-client.js';
-import { EXIT } from '../exit-codes.js';
+import { SETTINGS } from '../../server/config.js';
+import { loadServerConfig } from './server-config.js';
 
 function optionName(flag: string): string {
   return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 export function serveCommand(): Command {
-  const cmd = new Command('serve').description('run the Kiln server (admin API + boot endpoints) on the embedded store');
+  const cmd = new Command('serve').description('run the Kiln server (admin API + boot endpoints): SQLite and the data directory by default, PostgreSQL and S3 when configured');
   cmd.addOption(new Option('-c, --config <path>', 'configuration file (default ./kiln.yaml when present; env KILN_CONFIG)'));
   for (const s of SETTINGS) {
     const placeholder = s.kind === 'bool' ? '[bool]' : '<value>';
@@ -18,15 +17,7 @@ export function serveCommand(): Command {
   cmd.action(async (opts: Record<string, string | boolean | undefined>, command: Command) => {
     const flags: Record<string, string | boolean | undefined> = {};
     for (const s of SETTINGS) flags[s.key] = opts[optionName(s.flag)];
-    const globals = command.optsWithGlobals<{ dataDir?: string }>();
-    if (flags.dataDir === undefined && globals.dataDir !== undefined) flags.dataDir = globals.dataDir;
-    let config;
-    try {
-      config = loadConfig({ file: opts.config as string | undefined, env: process.env, flags, cwd: process.cwd() });
-    } catch (err) {
-      if (err instanceof ConfigError) throw new CliError(err.message, EXIT.config, 'KILN_CONFIG_INVALID');
-      throw err;
-    }
+    const config = loadServerConfig(opts.config as string | undefined, flags, command);
     // Loaded here, not at the top: client commands should not pay for loading the server.
     const { createLogger } = await import('../../server/logger.js');
     const { startKiln } = await import('../../server/start-kiln.js');

@@ -21,9 +21,11 @@ export class ArtifactService {
     if (!MEDIA_TYPE.test(mediaType)) throw new KilnError('KILN_REQUEST_INVALID', `invalid media type ${JSON.stringify(mediaType.slice(0, 80))}`);
     const info = await this.blobs.put(body, opts);
     const existing = await this.store.getArtifact(info.sha256);
-    if (existing !== null) return { artifact: existing, created: false };
-    const artifact = await this.store.putArtifact({ sha256: info.sha256, size: info.size, mediaType, createdAt: this.clock.now().toISOString() });
-    return { artifact, created: true };
+    const artifact = existing ?? (await this.store.putArtifact({ sha256: info.sha256, size: info.size, mediaType, createdAt: this.clock.now().toISOString() }));
+    // A purge running at the same moment may have trashed these very bytes after our put: bring them
+    // back (see ImageService.collectGarbage for the other half of this handshake).
+    if ((await this.blobs.stat(info.sha256)) === null) await this.blobs.restore(info.sha256);
+    return { artifact, created: existing === null };
   }
 
   async get(sha256: string): Promise<Artifact> {
@@ -35,6 +37,12 @@ export class ArtifactService {
 
   async list(): Promise<Artifact[]> {
     return this.store.listArtifacts();
+  }
+
+  /** A URL fetching the bytes straight from the blob store; KILN_UNAVAILABLE when the store cannot make one. */
+  async presignedUrl(sha256: string, ttlSeconds: number): Promise<string> {
+    if (this.blobs.presignedUrl === undefined) throw new KilnError('KILN_UNAVAILABLE', 'this blob store cannot hand out direct URLs');
+    return this.blobs.presignedUrl(sha256, ttlSeconds);
   }
 
   async read(sha256: string, range?: ByteRange): Promise<Readable> {

@@ -84,9 +84,9 @@ export class ImageService {
   }
 
   /**
-   * Deletes those candidate blobs no version refers to. Only blobs of purged versions are candidates, so an
-   * upload that is not yet part of a version is never collected. Record first, then bytes: a concurrent
-   * reader sees "not found", never a torn file.
+   * Moves to the trash those candidate blobs no version refers to. Only blobs of purged versions are
+   * candidates, so an upload that is not yet part of a version is never collected. Record first, then
+   * bytes: a concurrent reader sees "not found", never a torn file.
    */
   private async collectGarbage(candidates: readonly string[]): Promise<number> {
     // Records go in one transaction with the reference check, so a version created concurrently
@@ -96,8 +96,16 @@ export class ImageService {
       for (const sha of found) await tx.deleteArtifact(sha);
       return found;
     });
-    for (const sha of orphans) await this.blobs.delete(sha);
-    return orphans.length;
+    for (const sha of orphans) await this.blobs.trash(sha);
+    // An identical upload may have recorded the artifact again meanwhile (here or on another
+    // replica): its bytes come back. The upload checks the same from its side (ArtifactService), so
+    // whichever order the two run in, a record never outlives its bytes.
+    let collected = 0;
+    for (const sha of orphans) {
+      if ((await this.store.getArtifact(sha)) !== null) await this.blobs.restore(sha);
+      else collected++;
+    }
+    return collected;
   }
 
   async createVersion(imageName: string, input: NewVersion): Promise<ImageVersion> {

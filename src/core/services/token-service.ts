@@ -81,10 +81,14 @@ export class TokenService {
   }
 
   /** First start: when no admin token exists, make one. Returns its secret once, or null. */
+  /** Creates the first admin token when there is no live one; replicas starting together make one. */
   async bootstrapAdmin(): Promise<string | null> {
-    if ((await this.store.countTokens('admin')) > 0) return null;
-    const { secret } = await this.create('admin', 'admin');
-    return secret;
+    return this.store.transaction(async (tx) => {
+      if ((await tx.countTokens('admin')) > 0) return null;
+      const secret = `kiln_${this.ids.secret()}`;
+      await tx.createToken({ id: this.ids.id(), name: 'admin', role: 'admin', hash: hashToken(secret), createdAt: this.clock.now().toISOString(), lastUsedAt: null, revokedAt: null });
+      return secret;
+    }, { serialize: 'bootstrap-admin' });
   }
 }
 

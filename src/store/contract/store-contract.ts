@@ -445,6 +445,37 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         await c.images.create({ name: 'a' });
       });
 
+      it('purged bytes wait in the trash; an identical upload makes the artifact whole again', async () => {
+        const data = Buffer.from('kernel bytes that get purged');
+        const k = (await c.artifacts.upload(Readable.from([data]), {})).artifact.sha256;
+        await c.images.create({ name: 'a' });
+        await c.images.createVersion('a', { version: '1', artifacts: [{ name: 'vmlinuz', role: 'kernel', sha256: k }] });
+        await c.images.delete('a', undefined);
+        expect((await c.images.purge('a')).purgedBlobs).toBe(1);
+        expect(await c.blobs.stat(k)).toBeNull();
+        const again = await c.artifacts.upload(Readable.from([data]), {});
+        expect(again).toMatchObject({ created: true, artifact: { sha256: k, size: data.length } });
+        expect(await c.blobs.stat(k)).toEqual({ sha256: k, size: data.length });
+        // The trashed copy is now redundant; emptying the trash leaves the live blob alone.
+        expect(await c.blobs.emptyTrash(new Date(Date.now() + 60_000))).toBe(1);
+        expect(await c.blobs.stat(k)).toEqual({ sha256: k, size: data.length });
+      });
+
+      it('a purge racing an identical upload never leaves a record without its bytes', async () => {
+        for (let round = 0; round < 15; round++) {
+          const data = Buffer.from(`race round ${round}`);
+          const k = (await c.artifacts.upload(Readable.from([data]), {})).artifact.sha256;
+          const name = `img${round}`;
+          await c.images.create({ name });
+          await c.images.createVersion(name, { version: '1', artifacts: [{ name: 'vmlinuz', role: 'kernel', sha256: k }] });
+          await c.images.delete(name, undefined);
+          await Promise.all([c.images.purge(name), c.artifacts.upload(Readable.from([data]), {})]);
+          const record = await store.getArtifact(k);
+          const bytes = await c.blobs.stat(k);
+          expect(record === null || bytes !== null, `round ${round}: record without bytes`).toBe(true);
+        }
+      });
+
       it('Store.purgeImage alone leaves the orphans to unreferencedArtifacts', async () => {
         await imageWithVersions('a', ['1']);
         await imageWithVersions('b', ['1']);

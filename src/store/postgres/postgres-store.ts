@@ -80,7 +80,8 @@ class GuardedPool implements PostgresPool {
   }
 }
 
-export async function openPostgresStore(opts: PostgresOptions): Promise<KyselyStore> {
+/** The configured pool and its Kysely, without migrating (`kiln db` inspects before it acts). */
+export function connectPostgres(opts: PostgresOptions): Kysely<Schema> {
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: opts.poolMax ?? 10,
@@ -90,7 +91,11 @@ export async function openPostgresStore(opts: PostgresOptions): Promise<KyselySt
   });
   // An idle client whose server went away emits here; without a listener that would crash Kiln.
   pool.on('error', (err) => opts.log?.warn({ err: err.message }, 'idle database connection failed'));
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new GuardedPool(pool) }) });
+  return new Kysely<Schema>({ dialect: new PostgresDialect({ pool: new GuardedPool(pool) }) });
+}
+
+export async function openPostgresStore(opts: PostgresOptions): Promise<KyselyStore> {
+  const db = connectPostgres(opts);
   const replica = randomUUID();
   let listener: ChangeListener | null = null;
   try {

@@ -18,7 +18,8 @@ export interface SqliteOptions {
   migrate?: boolean;
 }
 
-export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore> {
+/** The configured connection and its Kysely, without migrating (`kiln db` inspects before it acts). */
+export function connectSqlite(opts: SqliteOptions): { db: Kysely<Schema>; conn: Database.Database } {
   const conn = new Database(opts.path);
   conn.pragma('journal_mode = WAL');
   // NORMAL in WAL mode: durable on checkpoint, a power cut may lose the last transactions but never corrupts.
@@ -29,6 +30,11 @@ export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore>
   conn.pragma('case_sensitive_like = ON');
   conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? 64)}`);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(conn) }) });
+  return { db, conn };
+}
+
+export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore> {
+  const { db, conn } = connectSqlite(opts);
   try {
     if (opts.migrate === false) await assertMigrated(db as Kysely<unknown>, 'sqlite');
     else await migrateToLatest(db as Kysely<unknown>, 'sqlite');
