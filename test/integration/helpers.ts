@@ -99,11 +99,11 @@ export interface KilnProcess {
 }
 
 /** A real `kiln serve` child process (the built binary), for tests that measure or signal the server itself. */
-export async function startKilnProcess(args: string[] = [], existingDataDir?: string): Promise<KilnProcess> {
+export async function startKilnProcess(args: string[] = [], existingDataDir?: string, opts: { env?: Record<string, string>; token?: string } = {}): Promise<KilnProcess> {
   const { spawn } = await import('node:child_process');
   const dataDir = existingDataDir ?? (await mkdtemp(join(tmpdir(), 'kiln-proc-')));
   const bin = new URL('../../bin/kiln.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...opts.env } });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -118,7 +118,8 @@ export async function startKilnProcess(args: string[] = [], existingDataDir?: st
     });
     void exited.then((code) => reject(new Error(`kiln exited with ${code}:\n${err}`)));
   });
-  const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
+  // A replica joining a shared database finds the admin token made by the first one.
+  const token = opts.token ?? (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   return {
     pid: child.pid!,
     url,
