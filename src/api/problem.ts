@@ -59,13 +59,16 @@ export function toProblem(err: unknown, instance?: string): Problem {
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
+  // Unavailable is temporary (database down, shutting down): tell clients and balancers when to retry.
+  if (p.status === 503) void reply.header('retry-after', '1');
   return reply.code(p.status).type('application/problem+json').send(p);
 }
 
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const p = toProblem(err, req.url);
-    if (p.status >= 500) req.log.error({ err }, 'request failed');
+    if (p.status === 503) req.log.warn({ code: p.code, detail: p.detail }, 'request refused: unavailable');
+    else if (p.status >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: p.code, detail: p.detail }, 'request refused');
     void sendProblem(reply, p);
   });
