@@ -1,7 +1,8 @@
 // `kiln`: the command line. `serve` runs the server; every other command is an HTTP client of it.
 import { Command, CommanderError, Option } from 'commander';
 import { CliError } from './api-client.js';
-import { EXIT } from './exit-codes.js';
+import { EXIT, exitCodeForErrorCode } from './exit-codes.js';
+import { KilnError } from '../core/kiln-error.js';
 import { dbCommand } from './commands/db-commands.js';
 import { openapiCommand } from './commands/openapi-command.js';
 import { serveCommand } from './commands/serve-command.js';
@@ -39,6 +40,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CliError) {
       process.stderr.write(`kiln: ${err.message}\n`);
       return err.exitCode;
+    }
+    // Commands that run server code here (serve, db) fail with the catalogue's errors.
+    if (err instanceof KilnError) {
+      process.stderr.write(`kiln: ${err.code}: ${err.message}\n`);
+      return exitCodeForErrorCode(err.code);
     }
     process.stderr.write(`kiln: ${(err as Error).stack ?? String(err)}\n`);
     return EXIT.failure;
