@@ -23,6 +23,8 @@ export interface AppOptions {
   /** Liveness and readiness: false while shutting down or when the store does not answer. */
   health: () => Promise<boolean>;
   version: string;
+  /** Addresses or CIDRs of load balancers whose X-Forwarded-For Kiln believes (empty: none). */
+  trustProxy?: readonly string[];
 }
 
 function baseApp(opts: AppOptions): FastifyInstance {
@@ -37,6 +39,9 @@ function baseApp(opts: AppOptions): FastifyInstance {
     // Boot requests come by the thousand in a storm; their events are in the machine timeline instead.
     logController: new LogController({ disableRequestLogging: (req) => req.url.startsWith('/boot') || req.url === '/healthz' }),
     routerOptions: { maxParamLength: 256 },
+    // Behind a load balancer the client address (subnet selectors, boot events) comes from
+    // X-Forwarded-For, but only when the direct peer is one of the configured proxies.
+    trustProxy: opts.trustProxy !== undefined && opts.trustProxy.length > 0 ? [...opts.trustProxy] : false,
     // Unknown fields are an error, not silently dropped (Fastify's default strips them).
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;

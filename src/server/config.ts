@@ -22,8 +22,9 @@ interface Setting {
 /** Every setting, once: the README's configuration table and the `serve` flags are made from this list. */
 export const SETTINGS: readonly Setting[] = [
   { key: 'listen', env: 'KILN_LISTEN', flag: '--listen', kind: 'listen', default: '0.0.0.0:8080', doc: 'HOST:PORT for the admin API and (unless boot.listen is set) the boot endpoints' },
-  { key: 'dataDir', env: 'KILN_DATA_DIR', flag: '--data-dir', kind: 'path', default: './kiln-data', doc: 'data directory: kiln.db (SQLite), blobs/, admin.token, boot-url.key (each replica has its own)' },
+  { key: 'dataDir', env: 'KILN_DATA_DIR', flag: '--data-dir', kind: 'path', default: './kiln-data', doc: 'data directory: kiln.db (SQLite), blobs/, admin.token (with PostgreSQL and S3: admin.token only)' },
   { key: 'publicUrl', env: 'KILN_PUBLIC_URL', flag: '--public-url', kind: 'optional-url', default: null, doc: 'base URL machines use to reach the boot endpoints (default: from each request\'s Host header)' },
+  { key: 'trustProxy', env: 'KILN_TRUST_PROXY', flag: '--trust-proxy', kind: 'optional-string', default: null, doc: 'comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For gives the client address' },
   { key: 'logLevel', env: 'KILN_LOG_LEVEL', flag: '--log-level', kind: 'level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
   { key: 'backlog', env: 'KILN_BACKLOG', flag: '--backlog', kind: 'int', default: 4096, min: 1, max: 65535, doc: 'listen backlog; Node\'s default 511 reset 8% of a 1,000-machine boot storm here' },
   { key: 'shutdownTimeoutMs', env: 'KILN_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', default: 10000, min: 0, max: 600000, doc: 'on SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut' },
@@ -58,6 +59,7 @@ export interface KilnConfig {
   listen: { host: string; port: number };
   dataDir: string;
   publicUrl: string | null;
+  trustProxy: string[];
   logLevel: string;
   backlog: number;
   shutdownTimeoutMs: number;
@@ -236,6 +238,9 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   if (bootListen !== null && bootListen.port === listen.port && bootListen.port !== 0 && (bootListen.host === listen.host || bootListen.host === '0.0.0.0' || listen.host === '0.0.0.0')) {
     problems.push('boot.listen: must differ from listen (leave it unset to serve boot and admin on one port)');
   }
+  for (const p of String(values.get('trustProxy') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(p)) problems.push(`trustProxy: ${JSON.stringify(p)} is not an address or CIDR`);
+  }
   const blobUrl = values.get('blobs.url');
   if (values.get('boot.artifactDelivery') === 'redirect' && blobUrl === null) {
     problems.push('boot.artifactDelivery: redirect needs an S3 blob store (blobs.url); the filesystem store can only proxy');
@@ -249,6 +254,7 @@ export function loadConfig(src: ConfigSources): KilnConfig {
     listen,
     dataDir: get<string>('dataDir'),
     publicUrl: get<string | null>('publicUrl'),
+    trustProxy: Object.freeze((get<string | null>('trustProxy') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) as string[],
     logLevel: get<string>('logLevel'),
     backlog: get<number>('backlog'),
     shutdownTimeoutMs: get<number>('shutdownTimeoutMs'),

@@ -133,6 +133,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
         bodyLimitBytes: config.bodyLimitBytes,
         apiDocs: config.apiDocs,
         health: async () => !stopping && (await store.ping().then(() => true)),
+        trustProxy: config.trustProxy,
         version: KILN_VERSION,
       },
       config.boot.listen !== null,
