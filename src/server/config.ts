@@ -238,7 +238,7 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   if (bootListen !== null && bootListen.port === listen.port && bootListen.port !== 0 && (bootListen.host === listen.host || bootListen.host === '0.0.0.0' || listen.host === '0.0.0.0')) {
     problems.push('boot.listen: must differ from listen (leave it unset to serve boot and admin on one port)');
   }
-  for (const p of String(values.get('trustProxy') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+  for (const p of ((values.get('trustProxy') as string | null) ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
     if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(p)) problems.push(`trustProxy: ${JSON.stringify(p)} is not an address or CIDR`);
   }
   const blobUrl = values.get('blobs.url');
