@@ -11,7 +11,7 @@ const BIN = new URL('../../bin/kiln.js', import.meta.url).pathname;
 
 function kiln(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env } }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
     });
   });
@@ -23,7 +23,9 @@ interface Status {
 }
 
 async function roundTrip(env: Record<string, string>): Promise<void> {
-  const fresh = JSON.parse((await kiln(['-o', 'json', 'db', 'status'], env)).stdout) as Status;
+  const first = await kiln(['-o', 'json', 'db', 'status'], env);
+  expect(first.code, first.stderr).toBe(0);
+  const fresh = JSON.parse(first.stdout) as Status;
   expect(fresh.migrations.map((m) => m.appliedAt)).toEqual([null, null]);
   const up = await kiln(['db', 'migrate'], env);
   expect(up.code, up.stderr).toBe(0);
