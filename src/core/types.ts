@@ -127,7 +127,7 @@ export interface Machine {
   revision: number;
 }
 
-export const BOOT_EVENT_KINDS = ['enrolled', 'script', 'next-boot-consumed', 'artifact', 'callback', 'heartbeat', 'no-plan'] as const;
+export const BOOT_EVENT_KINDS = ['enrolled', 'dhcp', 'script', 'next-boot-consumed', 'artifact', 'callback', 'heartbeat', 'no-plan'] as const;
 export type BootEventKind = (typeof BOOT_EVENT_KINDS)[number];
 
 export interface BootEvent {

@@ -52,6 +52,16 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'boot.noPlanDelaySeconds', env: 'KILN_BOOT_NO_PLAN_DELAY_SECONDS', flag: '--boot-no-plan-delay-seconds', kind: 'int', default: 30, min: 1, max: 86400, doc: 'a machine with nothing to boot asks again after this long' },
   { key: 'boot.artifactDelivery', env: 'KILN_BOOT_ARTIFACT_DELIVERY', flag: '--boot-artifact-delivery', kind: 'enum', values: ['proxy', 'redirect'], default: 'proxy', doc: 'proxy: Kiln streams artifacts (Range passed through); redirect: 302 to a presigned S3 URL (needs blobs.url)' },
   { key: 'boot.presignTtlSeconds', env: 'KILN_BOOT_PRESIGN_TTL_SECONDS', flag: '--boot-presign-ttl-seconds', kind: 'int', default: 900, min: 10, max: 604800, doc: 'lifetime of presigned S3 URLs handed to machines in redirect mode' },
+  { key: 'pxe.enabled', env: 'KILN_PXE', flag: '--pxe', kind: 'bool', default: false, doc: 'answer PXE and UEFI HTTP boot clients with Kiln\'s own proxyDHCP (UDP 67, 4011) and TFTP (UDP 69); the site\'s DHCP keeps handing out addresses' },
+  { key: 'pxe.address', env: 'KILN_PXE_ADDRESS', flag: '--pxe-address', kind: 'string', default: '0.0.0.0', doc: 'address the proxyDHCP and TFTP sockets bind to (0.0.0.0 is needed to hear DHCP broadcasts)' },
+  { key: 'pxe.serverIp', env: 'KILN_PXE_SERVER_IP', flag: '--pxe-server-ip', kind: 'optional-string', default: null, doc: 'this host\'s IPv4 address on the machines\' network (DHCP server id and TFTP server); required with pxe.enabled' },
+  { key: 'pxe.dhcpPort', env: 'KILN_PXE_DHCP_PORT', flag: '--pxe-dhcp-port', kind: 'int', default: 67, min: 0, max: 65535, doc: 'proxyDHCP port for broadcast DISCOVERs' },
+  { key: 'pxe.pxePort', env: 'KILN_PXE_PORT', flag: '--pxe-port', kind: 'int', default: 4011, min: 0, max: 65535, doc: 'PXE boot server port (unicast REQUESTs)' },
+  { key: 'pxe.tftpPort', env: 'KILN_TFTP_PORT', flag: '--tftp-port', kind: 'int', default: 69, min: 0, max: 65535, doc: 'TFTP port' },
+  { key: 'pxe.tftpRoot', env: 'KILN_TFTP_ROOT', flag: '--tftp-root', kind: 'path', default: '/usr/lib/ipxe', doc: 'directory of boot binaries served read-only over TFTP and at /boot/files/ (Debian package ipxe installs them here)' },
+  { key: 'pxe.biosFile', env: 'KILN_PXE_BIOS_FILE', flag: '--pxe-bios-file', kind: 'string', default: 'undionly.kpxe', doc: 'boot file for BIOS PXE clients' },
+  { key: 'pxe.uefiX64File', env: 'KILN_PXE_UEFI_X64_FILE', flag: '--pxe-uefi-x64-file', kind: 'string', default: 'snponly.efi', doc: 'boot file for x86-64 UEFI PXE and HTTP boot clients (snponly.efi or ipxe.efi)' },
+  { key: 'pxe.uefiArm64File', env: 'KILN_PXE_UEFI_ARM64_FILE', flag: '--pxe-uefi-arm64-file', kind: 'optional-string', default: null, doc: 'boot file for arm64 UEFI clients (unset: they get no answer)' },
   { key: 'events.flushIntervalMs', env: 'KILN_EVENTS_FLUSH_INTERVAL_MS', flag: '--events-flush-interval-ms', kind: 'int', default: 50, min: 1, max: 10000, doc: 'boot events are written in batches at most this far apart' },
 ];
 
@@ -82,6 +92,10 @@ export interface KilnConfig {
     noPlanDelaySeconds: number;
     artifactDelivery: 'proxy' | 'redirect';
     presignTtlSeconds: number;
+  };
+  pxe: {
+    enabled: boolean; address: string; serverIp: string | null; dhcpPort: number; pxePort: number; tftpPort: number; tftpRoot: string;
+    biosFile: string; uefiX64File: string; uefiArm64File: string | null;
   };
   events: { flushIntervalMs: number };
 }
@@ -241,6 +255,13 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   for (const p of ((values.get('trustProxy') as string | null) ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
     if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(p)) problems.push(`trustProxy: ${JSON.stringify(p)} is not an address or CIDR`);
   }
+  const serverIp = values.get('pxe.serverIp') as string | null;
+  if (serverIp !== null && !/^(\d{1,3})(\.\d{1,3}){3}$/.test(serverIp)) problems.push(`pxe.serverIp: want an IPv4 address, got ${JSON.stringify(serverIp)}`);
+  if (values.get('pxe.enabled') === true && serverIp === null) problems.push('pxe.serverIp: required with pxe.enabled (the address machines reach this host at)');
+  for (const k of ['pxe.biosFile', 'pxe.uefiX64File', 'pxe.uefiArm64File']) {
+    const f = values.get(k) as string | null;
+    if (f !== null && !/^[A-Za-z0-9._-]{1,128}$/.test(f)) problems.push(`${k}: want a file name in pxe.tftpRoot, got ${JSON.stringify(f)}`);
+  }
   const blobUrl = values.get('blobs.url');
   if (values.get('boot.artifactDelivery') === 'redirect' && blobUrl === null) {
     problems.push('boot.artifactDelivery: redirect needs an S3 blob store (blobs.url); the filesystem store can only proxy');
@@ -289,6 +310,18 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       noPlanDelaySeconds: get<number>('boot.noPlanDelaySeconds'),
       artifactDelivery: get<'proxy' | 'redirect'>('boot.artifactDelivery'),
       presignTtlSeconds: get<number>('boot.presignTtlSeconds'),
+    }),
+    pxe: Object.freeze({
+      enabled: get<boolean>('pxe.enabled'),
+      address: get<string>('pxe.address'),
+      serverIp,
+      dhcpPort: get<number>('pxe.dhcpPort'),
+      pxePort: get<number>('pxe.pxePort'),
+      tftpPort: get<number>('pxe.tftpPort'),
+      tftpRoot: get<string>('pxe.tftpRoot'),
+      biosFile: get<string>('pxe.biosFile'),
+      uefiX64File: get<string>('pxe.uefiX64File'),
+      uefiArm64File: get<string | null>('pxe.uefiArm64File'),
     }),
     events: Object.freeze({ flushIntervalMs: get<number>('events.flushIntervalMs') }),
   });

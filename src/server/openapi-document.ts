@@ -18,7 +18,7 @@ export async function openapiDocument(): Promise<unknown> {
     const [app] = await buildApps(
       {
         services,
-        boot: { templates, publicUrl: null, signer: null, retries: 5, retryDelaySeconds: 5, noPlanDelaySeconds: 30, redirectTtlSeconds: null },
+        boot: { templates, publicUrl: null, signer: null, retries: 5, retryDelaySeconds: 5, noPlanDelaySeconds: 30, redirectTtlSeconds: null, filesRoot: null },
         logger: false,
         bodyLimitBytes: 1 << 20,
         apiDocs: false,

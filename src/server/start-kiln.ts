@@ -1,7 +1,7 @@
 // Composition root: opens the store and blob store, wires core services to the listeners, and owns
 // shutdown (stop accepting, finish in-flight requests, flush events, close storage, within a deadline).
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Services } from '../api/services.js';
@@ -20,6 +20,7 @@ import { TokenService } from '../core/services/token-service.js';
 import { buildApps } from './build-apps.js';
 import type { KilnConfig } from './config.js';
 import { describeStorage, openBlobStore, openStore } from './open-storage.js';
+import type { RunningPxe } from './start-pxe.js';
 import { KILN_VERSION } from './version.js';
 
 export interface RunningKiln {
@@ -27,6 +28,8 @@ export interface RunningKiln {
   urls: string[];
   adminUrl: string;
   bootUrl: string;
+  /** Ports of the proxyDHCP and TFTP servers when pxe.enabled. */
+  pxe: { dhcp: number; pxe: number; tftp: number } | null;
   /** Admin token secret when this start created it (first start), else null. */
   createdAdminToken: string | null;
   /** Graceful stop; resolves false when the deadline forced connections closed. */
@@ -128,6 +131,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
           retryDelaySeconds: config.boot.retryDelaySeconds,
           noPlanDelaySeconds: config.boot.noPlanDelaySeconds,
           redirectTtlSeconds: config.boot.artifactDelivery === 'redirect' ? config.boot.presignTtlSeconds : null,
+          filesRoot: config.pxe.enabled ? await realpath(config.pxe.tftpRoot).catch(() => null) : null,
         },
         logger: log,
         bodyLimitBytes: config.bodyLimitBytes,
@@ -144,6 +148,16 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
       await app.listen({ host: listens[i]!.host, port: listens[i]!.port, backlog: config.backlog });
     }
     const urls = apps.map(urlOf);
+    let pxe: RunningPxe | null = null;
+    if (config.pxe.enabled) {
+      // Machines reach the boot listener at publicUrl, else at the PXE server address on its port.
+      const bootPort = new URL(urls[urls.length - 1]!).port;
+      const httpBase = config.publicUrl ?? `http://${config.pxe.serverIp}:${bootPort}`;
+      const { startPxe } = await import('./start-pxe.js');
+      pxe = await startPxe(config, httpBase, services.boot, log);
+      const running = pxe;
+      closers.push({ name: 'pxe', close: () => running.close() });
+    }
     log.info({ urls, dataDir, ...describeStorage(config, dataDir), artifactDelivery: config.boot.artifactDelivery }, 'kiln is serving');
 
     return {
@@ -151,6 +165,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
       adminUrl: urls[0]!,
       bootUrl: urls[urls.length - 1]!,
       createdAdminToken,
+      pxe: pxe?.ports ?? null,
       async close() {
         stopping = true;
         let forced = false;

@@ -12,6 +12,9 @@ import { buildScriptModel, renderBootScript, renderChainScript, renderNoPlanScri
 import type { TemplateRenderer } from '../ipxe/template-renderer.js';
 import type { UrlSigner } from '../url-signer.js';
 import { sendArtifact } from './send-artifact.js';
+import { resolveTftpPath } from '../../pxe/tftp/resolve-tftp-path.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 
 export interface BootHttpOptions {
   services: Services;
@@ -24,10 +27,13 @@ export interface BootHttpOptions {
   noPlanDelaySeconds: number;
   /** Redirect artifact fetches to presigned blob-store URLs valid this long; null streams them through Kiln. */
   redirectTtlSeconds: number | null;
+  /** Real path of the boot binaries directory served at /boot/files/ (UEFI HTTP boot); null: not served. */
+  filesRoot: string | null;
 }
 
 const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+const BOOT_FILE = /^[A-Za-z0-9._-]{1,128}$/;
 const PLATFORM = /^[a-z0-9_-]{1,32}$/;
 
 type Query = Record<string, string | string[] | undefined>;
@@ -135,6 +141,19 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
   }
   // HEAD comes from Fastify's automatic HEAD route over this GET.
   app.get('/boot/artifacts/:sha256/:name', artifact);
+
+  // Boot binaries (iPXE) for UEFI HTTP boot clients, read-only from the same directory TFTP serves.
+  const filesRoot = opts.filesRoot;
+  if (filesRoot !== null) {
+    app.get('/boot/files/:name', async (req, reply) => {
+      const { name } = req.params as { name: string };
+      const found = BOOT_FILE.test(name) ? await resolveTftpPath(filesRoot, name) : { kind: 'not-found' as const };
+      if (found.kind !== 'file') return sendProblem(reply, problemOf('KILN_ROUTE_NOT_FOUND', `no boot file ${JSON.stringify(name.slice(0, 80))}`));
+      const info = await stat(found.path);
+      if (!info.isFile()) return sendProblem(reply, problemOf('KILN_ROUTE_NOT_FOUND', `no boot file ${JSON.stringify(name)}`));
+      return reply.type(name.endsWith('.efi') ? 'application/efi' : 'application/octet-stream').header('content-length', info.size).send(createReadStream(found.path));
+    });
+  }
 
   async function report(req: FastifyRequest, reply: FastifyReply, kind: 'callback' | 'heartbeat'): Promise<FastifyReply> {
     const q = req.query as Query;

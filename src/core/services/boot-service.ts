@@ -125,6 +125,16 @@ export class BootService {
     return machine;
   }
 
+  /**
+   * A PXE or HTTP-boot client asked Kiln's proxyDHCP for a boot file: the first entry of the boot's
+   * timeline (unknown machines are enrolled, as on their first script request).
+   */
+  async dhcpSeen(facts: BootFacts, detail: Record<string, unknown>): Promise<Machine | null> {
+    const { machine } = await this.identify(facts);
+    if (machine !== null) await this.recorder.record({ machineId: machine.id, at: this.clock.now().toISOString(), kind: 'dhcp', detail: { mac: facts.mac, ...detail }, state: null });
+    return machine;
+  }
+
   /** An artifact response finished; fire and forget (the hot path must not wait on the database). */
   artifactServed(mac: string, detail: Record<string, unknown>): void {
     void this.cache.findMachineByMac(mac).then((m) => {
