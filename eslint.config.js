@@ -28,7 +28,7 @@ export default tseslint.config(
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['**/store/**', '**/blobs/**', '**/boot/**', '**/api/**', '**/cli/**', '**/server/**'], message: 'core imports nothing of Kiln outside core' },
+        { group: ['**/store/**', '**/blobs/**', '**/boot/**', '**/api/**', '**/cli/**', '**/server/**', '**/pxe/**'], message: 'core imports nothing of Kiln outside core' },
         { group: ['fastify', 'kysely', 'better-sqlite3', 'pg', 'node:http', 'node:fs', 'node:fs/promises'], message: 'core knows nothing of HTTP, SQL or the filesystem' },
       ] }],
     },
