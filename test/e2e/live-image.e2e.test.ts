@@ -17,11 +17,9 @@ describe.skipIf(gate.skip)(gate.title, () => {
     const image = await buildTestImage();
     kiln = await startE2eKiln();
     port = new URL(kiln.bootUrl).port;
-    seeded = await seedTestImage(kiln, image);
-    // Kiln's script carries only kernel and initrds, so the rootfs artifact's URL reaches the kernel as a
-    // profile argument; iPXE expands ${net0/mac} so the fetch lands in the machine's timeline.
-    const rootfsUrl = `http://10.0.2.2:${port}/boot/artifacts/${seeded.rootfsSha}/rootfs.squashfs?mac=\${net0/mac}`;
-    await createProfile(kiln, 'e2e-live', seeded.image, [`kiln.rootfs=${rootfsUrl}`]);
+    seeded = await seedTestImage(kiln, image, 'e2e-live', { live: true });
+    // No rootfs argument here: Kiln's script passes the rootfs artifact's (signed) URL as kiln.rootfs=.
+    await createProfile(kiln, 'e2e-live', seeded.image);
   }, 180_000);
 
   afterAll(async () => {

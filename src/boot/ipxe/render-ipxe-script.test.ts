@@ -47,6 +47,14 @@ describe('iPXE scripts (golden)', () => {
     const m = buildScriptModel(machine, plan, ctx);
     expect(m.cmdline).toBe(`initrd=initrd.img initrd=firmware.cpio quiet console=ttyS0 ip=\${ip} kiln.callback=http://kiln.example:8080/boot/callback?mac=52:54:00:12:34:56`);
   });
+  it('hands a live image its root filesystem URL as kiln.rootfs= (not loaded by iPXE)', () => {
+    const live: BootPlan = { ...plan, version: { ...plan.version, artifacts: [...artifacts, { name: 'rootfs.squashfs', role: 'rootfs', sha256: sha('d'), size: 99, mediaType: 'application/octet-stream' }] } };
+    const m = buildScriptModel(machine, live, ctx);
+    expect(m.rootfs?.url).toBe(`http://kiln.example:8080/boot/artifacts/${sha('d')}/rootfs.squashfs?mac=52:54:00:12:34:56`);
+    expect(m.cmdline).toContain(` kiln.rootfs=${m.rootfs!.url} kiln.callback=`);
+    expect(renderBootScript(m)).not.toMatch(/^initrd .*rootfs/m);
+    expect(buildScriptModel(machine, plan, ctx).rootfs).toBeNull();
+  });
   it('renders a LiquidJS template with the same model', async () => {
     const r = new TemplateRenderer();
     const t = '#!ipxe\nkernel {{ kernel.url }} {{ cmdline }}\n{% for i in initrds %}initrd {{ i.url }}\n{% endfor %}echo {{ machine.hostname }} in {{ machine.labels.rack }}\nboot\n';

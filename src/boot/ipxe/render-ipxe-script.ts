@@ -24,7 +24,9 @@ export interface RenderedFile {
 export interface ScriptModel {
   kernel: RenderedFile;
   initrds: RenderedFile[];
-  /** Full kernel command line, `initrd=` names included (UEFI kernels need them). */
+  /** The version's root filesystem image (a live image mounts it), when it has one. */
+  rootfs: RenderedFile | null;
+  /** Full kernel command line, `initrd=` names included (UEFI kernels need them), and `kiln.rootfs=<url>` for a live root. */
   cmdline: string;
   callbackUrl: string;
   machine: { id: string; mac: string; hostname: string; uuid: string; serial: string; arch: string; labels: Record<string, string> };
@@ -39,6 +41,8 @@ export function buildScriptModel(machine: Machine, plan: BootPlan, ctx: ScriptCo
   const file = (a: VersionArtifact): RenderedFile => ({ name: escapeIpxe(a.name), url: ctx.artifactUrl(a) });
   const kernel = plan.version.artifacts.find((a) => a.role === 'kernel')!;
   const initrds = plan.version.artifacts.filter((a) => a.role === 'initrd');
+  const rootfsArtifact = plan.version.artifacts.find((a) => a.role === 'rootfs');
+  const rootfs = rootfsArtifact === undefined ? null : file(rootfsArtifact);
   const mac = escapeIpxe(ctx.mac);
   const callbackUrl = `${ctx.baseUrl}/boot/callback?mac=${mac}`;
   // Version cmdline and profile args come from operators and may use iPXE expansions on purpose;
@@ -47,6 +51,8 @@ export function buildScriptModel(machine: Machine, plan: BootPlan, ctx: ScriptCo
     ...initrds.map((a) => `initrd=${escapeIpxe(a.name)}`),
     plan.version.cmdline.trim(),
     ...plan.profile.kernelArgs,
+    // The initramfs of a live image fetches and mounts this (signed like every artifact URL).
+    ...(rootfs === null ? [] : [`kiln.rootfs=${rootfs.url}`]),
     `kiln.callback=${callbackUrl}`,
   ].filter((s) => s !== '').join(' ');
   const labels: Record<string, string> = {};
@@ -54,6 +60,7 @@ export function buildScriptModel(machine: Machine, plan: BootPlan, ctx: ScriptCo
   return {
     kernel: file(kernel),
     initrds: initrds.map(file),
+    rootfs,
     cmdline,
     callbackUrl,
     machine: {

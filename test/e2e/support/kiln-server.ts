@@ -113,10 +113,11 @@ export interface SeededImage {
 }
 
 /**
- * The test image as an operator would push it: artifacts uploaded, a version with kernel, initrd and a
- * `rootfs` artifact, promoted to `stable`. `panic=1` makes a failed boot end QEMU at once (-no-reboot).
+ * The test image as an operator would push it: artifacts uploaded, a version with kernel and initrd (and,
+ * for a live image, a `rootfs` artifact, which Kiln's script hands the kernel as `kiln.rootfs=<url>`),
+ * promoted to `stable`. `panic=1` makes a failed boot end QEMU at once (-no-reboot).
  */
-export async function seedTestImage(k: E2eKiln, image: TestImage, name = 'e2e'): Promise<SeededImage> {
+export async function seedTestImage(k: E2eKiln, image: TestImage, name = 'e2e', opts: { live?: boolean } = {}): Promise<SeededImage> {
   const upload = async (path: string) => (await k.api<{ sha256: string }>('POST', '/artifacts', await readFile(path))).sha256;
   const [kernelSha, initrdSha, rootfsSha] = await Promise.all([upload(image.kernel), upload(image.initrd), upload(image.rootfs)]);
   await k.api('POST', '/images', { name, description: 'Kiln e2e test image (Debian kernel, busybox initramfs, squashfs live root)' });
@@ -126,7 +127,7 @@ export async function seedTestImage(k: E2eKiln, image: TestImage, name = 'e2e'):
     artifacts: [
       { name: 'vmlinuz', role: 'kernel', sha256: kernelSha },
       { name: 'initrd.img', role: 'initrd', sha256: initrdSha },
-      { name: 'rootfs.squashfs', role: 'rootfs', sha256: rootfsSha },
+      ...(opts.live === true ? [{ name: 'rootfs.squashfs', role: 'rootfs', sha256: rootfsSha }] : []),
     ],
   });
   await k.api('POST', `/images/${name}/channels/stable/promote`, { version: '1' });
