@@ -4,6 +4,7 @@ import { CliError } from './api-client.js';
 import { EXIT, exitCodeForErrorCode } from './exit-codes.js';
 import { KilnError } from '../core/kiln-error.js';
 import { dbCommand } from './commands/db-commands.js';
+import { demoCommand } from './commands/demo-command.js';
 import { openapiCommand } from './commands/openapi-command.js';
 import { serveCommand } from './commands/serve-command.js';
 import { registerResourceCommands } from './commands/register.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addCommand(serveCommand());
   program.addCommand(dbCommand());
+  program.addCommand(demoCommand());
   program.addCommand(openapiCommand(), { hidden: true });
   registerResourceCommands(program);
   return program;

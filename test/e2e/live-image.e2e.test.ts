@@ -1,7 +1,7 @@
 // A live image: the initramfs fetches the version's squashfs root from Kiln over HTTP, mounts it read-only
 // under a tmpfs overlay (mounted, never unpacked), switch_roots, and the image's own init calls back Kiln.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestImage } from './support/build-test-image.js';
+import { buildTestImage } from '../../src/demo/build-boot-image.js';
 import { e2eGate } from './support/e2e-prerequisites.js';
 import { addMachine, createProfile, getMachine, machineEvents, seedTestImage, startE2eKiln, type E2eKiln, type SeededImage } from './support/kiln-server.js';
 import { bootVm, describeRun, expectSerial, randomMac } from './support/qemu.js';
@@ -34,7 +34,7 @@ describe.skipIf(gate.skip)(gate.title, () => {
     expectSerial(run, `kiln.rootfs=http://10.0.2.2:${port}/boot/artifacts/${seeded.rootfsSha}/rootfs.squashfs?mac=${mac}`, 'the kernel command line');
     // Only the live root's init calls back, after checking / is the overlay over the squashfs and writable.
     expectSerial(run, 'live root: pid 1, / is overlay, lower is squashfs');
-    expectSerial(run, 'KILN-E2E-LIVE-CALLBACK-OK state=booted');
+    expectSerial(run, 'KILN-IMAGE-LIVE-CALLBACK-OK state=booted');
     expect(run.timedOut, why).toBe(false);
     expect((await getMachine(kiln, mac)).state, why).toBe('booted');
     const events = await machineEvents(kiln, mac);

@@ -1,7 +1,7 @@
 // A one-shot next boot on real firmware: the first boot runs the next-boot profile, the second the assigned
 // one. Each profile tags the kernel command line, and the guest prints /proc/cmdline to its serial log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestImage } from './support/build-test-image.js';
+import { buildTestImage } from '../../src/demo/build-boot-image.js';
 import { e2eGate } from './support/e2e-prerequisites.js';
 import { addMachine, createProfile, getMachine, machineEvents, seedTestImage, startE2eKiln, type E2eKiln } from './support/kiln-server.js';
 import { bootVm, describeRun, expectSerial, randomMac, type VmRun } from './support/qemu.js';
@@ -33,7 +33,7 @@ describe.skipIf(gate.skip)(gate.title, () => {
 
     const boot = (n: number) => bootVm({ name: `next-boot-${n}`, firmware: 'bios', mac, net: { kind: 'user', bootfile: `http://10.0.2.2:${port}/boot.ipxe` } });
     const booted = async (run: VmRun) => {
-      expectSerial(run, 'KILN-E2E-CALLBACK-OK');
+      expectSerial(run, 'KILN-IMAGE-CALLBACK-OK');
       expect((await getMachine(kiln, mac)).state, describeRun(run)).toBe('booted');
     };
 

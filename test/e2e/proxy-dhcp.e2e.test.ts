@@ -2,7 +2,7 @@
 // server: OVMF's native PXE → TFTP snponly.efi from Kiln → iPXE → Kiln's HTTP script → kernel → callback;
 // and SeaBIOS with the NIC's iPXE ROM, which Kiln's proxy sends straight to the HTTP script.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestImage } from './support/build-test-image.js';
+import { buildTestImage } from '../../src/demo/build-boot-image.js';
 import { e2eGate } from './support/e2e-prerequisites.js';
 import { addMachine, createProfile, getMachine, machineEvents, prepareTftpRoot, seedTestImage, startE2eKiln, type E2eKiln } from './support/kiln-server.js';
 import { createNetnsLab, type NetnsLab } from './support/netns-lab.js';
@@ -50,7 +50,7 @@ describe.skipIf(gate.skip)(gate.title, () => {
   const why = (run: VmRun) => `${describeRun(run)}\n--- kiln log tail ---\n${kiln!.stderr().split('\n').slice(-25).join('\n')}\n--- dhcp server log tail ---\n${lab!.dhcpLog().split('\n').slice(-15).join('\n')}`;
 
   async function bootAndCheck(name: string, run: VmRun, mac: string) {
-    if (!run.serial.includes('KILN-E2E-CALLBACK-OK')) throw new Error(`${name}: no callback from the guest\n${why(run)}`);
+    if (!run.serial.includes('KILN-IMAGE-CALLBACK-OK')) throw new Error(`${name}: no callback from the guest\n${why(run)}`);
     expectSerial(run, new RegExp(`kiln\\.callback=${bootBase}/boot/callback\\?mac=${mac}`));
     expect((await getMachine(kiln!, mac)).state, why(run)).toBe('booted');
     return machineEvents(kiln!, mac);

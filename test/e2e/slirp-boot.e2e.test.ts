@@ -1,7 +1,7 @@
 // Real firmware network-boots from Kiln over QEMU user networking: slirp's DHCP hands the NIC's iPXE ROM
 // Kiln's /boot.ipxe; the guest boots the image assigned to its MAC and its init calls back Kiln.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestImage } from './support/build-test-image.js';
+import { buildTestImage } from '../../src/demo/build-boot-image.js';
 import { e2eGate } from './support/e2e-prerequisites.js';
 import { addMachine, createProfile, getMachine, machineEvents, seedTestImage, startE2eKiln, type E2eKiln } from './support/kiln-server.js';
 import { bootVm, describeRun, expectSerial, randomMac, type Firmware } from './support/qemu.js';
@@ -33,7 +33,7 @@ describe.skipIf(gate.skip)(gate.title, () => {
         // Slirp maps the guest's 10.0.2.2 to the host's loopback, where Kiln listens.
         const run = await bootVm({ name: `slirp-${firmware}`, firmware, mac, net: { kind: 'user', bootfile: `http://10.0.2.2:${port}/boot.ipxe` } });
         const why = describeRun(run);
-        expectSerial(run, 'KILN-E2E-CALLBACK-OK');
+        expectSerial(run, 'KILN-IMAGE-CALLBACK-OK');
         // UEFI kernels find the initrd only by the initrd=<name> Kiln puts on the kernel line (the EFI stub adds argv[0]).
         expectSerial(run, new RegExp(`cmdline: (vmlinuz )?initrd=initrd\\.img console=ttyS0 panic=1 quiet kiln\\.callback=http://10\\.0\\.2\\.2:${port}/boot/callback\\?mac=${mac}`));
         expect(run.timedOut, why).toBe(false);

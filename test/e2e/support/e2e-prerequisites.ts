@@ -2,10 +2,11 @@
 // skips with the Debian package to install; in CI (CI set, packages installed by ensure-ready) it fails.
 import { accessSync, constants, closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { findTestKernel } from './build-test-image.js';
+import { findTestKernel } from '../../../src/demo/build-boot-image.js';
 
-export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+import { OVMF_CODE, OVMF_VARS } from '../../../src/demo/demo-prerequisites.js';
+
+export { OVMF_CODE, OVMF_VARS };
 export const BUSYBOX = '/bin/busybox';
 export const IPXE_DIR = '/usr/lib/ipxe';
 

@@ -5,7 +5,7 @@ import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TestImage } from './build-test-image.js';
+import type { TestImage } from '../../../src/demo/build-boot-image.js';
 import { IPXE_DIR } from './e2e-prerequisites.js';
 
 const KILN_BIN = fileURLToPath(new URL('../../../bin/kiln.js', import.meta.url));

@@ -8,7 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand } from './run-command.js';
+import { runCommand } from '../../../src/demo/run-command.js';
 
 export const LAB_SUBNET_PREFIX = '10.77.0';
 export const LAB_SERVER_IP = `${LAB_SUBNET_PREFIX}.1`;

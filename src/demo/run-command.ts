@@ -1,4 +1,4 @@
-// Runs a host command to completion and fails with its stderr: every e2e step that shells out uses this.
+// Runs a host command to completion and fails with its stderr (image builds and the e2e lab shell out).
 import { spawn } from 'node:child_process';
 
 export interface CommandResult {

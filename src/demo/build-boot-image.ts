@@ -1,6 +1,7 @@
-// The e2e test image, built from the host's Debian packages and cached by its inputs: the Debian kernel,
-// a busybox initramfs whose init brings up the NIC and calls back Kiln (or boots a live squashfs root),
-// and that squashfs root (busybox plus a shell init that calls back from the mounted image).
+// A tiny netboot image built from the host's Debian packages and cached by its inputs (`kiln demo` and
+// the e2e tests boot it): the Debian kernel, a busybox initramfs whose init brings up the NIC and calls
+// back Kiln (or boots a live squashfs root), and that squashfs root (busybox plus a shell init that
+// calls back from the mounted image).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -25,12 +26,12 @@ const BUILD_FORMAT = 1;
 
 // Busybox 1.35 gotchas from the lab: `wget -T` segfaults, and udhcpc needs its script passed with -s.
 const INIT = `#!/bin/sh
-# Kiln e2e initramfs: NIC up, then call back Kiln (kiln.callback=) or boot the live root (kiln.rootfs=).
+# Kiln boot image initramfs: NIC up, then call back Kiln (kiln.callback=) or boot the live root (kiln.rootfs=).
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-say() { echo "KILN-E2E: $*"; }
+say() { echo "KILN-IMAGE: $*"; }
 arg() { tr ' ' '\\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
 say "initramfs init at $(cut -d' ' -f1 /proc/uptime) s"
 say "cmdline: $(cat /proc/cmdline)"
@@ -40,7 +41,7 @@ ROOTFS=$(arg kiln.rootfs)
 die() {
   say "FAILED: $*"
   [ -n "$CB" ] && wget -q -O- "$CB&state=failed" && echo
-  echo "KILN-E2E-FAILED"
+  echo "KILN-IMAGE-FAILED"
   poweroff -f
 }
 [ -n "$CB" ] || die "no kiln.callback= on the kernel command line"
@@ -58,7 +59,7 @@ say "$IF mac=$(cat /sys/class/net/$IF/address) address=$(ip -4 -o addr show dev 
 if [ -z "$ROOTFS" ]; then
   wget -q -O- "$CB&state=booted" || die "callback to $CB failed"
   echo
-  echo "KILN-E2E-CALLBACK-OK"
+  echo "KILN-IMAGE-CALLBACK-OK"
   poweroff -f
 fi
 say "live root: fetching $ROOTFS"
@@ -89,11 +90,11 @@ exit 0
 `;
 
 const ROOT_INIT = `#!/bin/sh
-# Kiln e2e live root's init: checks it runs from the squashfs under a writable overlay, then calls back Kiln.
+# Kiln boot image live root's init: checks it runs from the squashfs under a writable overlay, then calls back Kiln.
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-say() { echo "KILN-E2E: $*"; }
+say() { echo "KILN-IMAGE: $*"; }
 arg() { tr ' ' '\\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
 CB=$(arg kiln.callback)
 ROOT=$(awk '$2 == "/" {print $3}' /proc/mounts | tail -n 1)
@@ -104,7 +105,7 @@ STATE=booted
 [ "$LOWER" = squashfs ] || { say "the lower layer is not the squashfs"; STATE=failed; }
 [ -f /etc/kiln-e2e-rootfs ] || { say "not the test image"; STATE=failed; }
 echo written >/kiln-e2e-write-test || { say "the overlay is not writable"; STATE=failed; }
-wget -q -O- "$CB&state=$STATE" && echo && echo "KILN-E2E-LIVE-CALLBACK-OK state=$STATE"
+wget -q -O- "$CB&state=$STATE" && echo && echo "KILN-IMAGE-LIVE-CALLBACK-OK state=$STATE"
 poweroff -f
 `;
 
@@ -184,7 +185,7 @@ async function pruneCache(cacheDir: string, keep: string): Promise<void> {
 }
 
 export function defaultCacheDir(): string {
-  return join(tmpdir(), 'kiln-e2e-cache');
+  return join(tmpdir(), 'kiln-image-cache');
 }
 
 /**
