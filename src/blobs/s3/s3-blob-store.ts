@@ -1,7 +1,7 @@
 // S3BlobStore: content-addressed objects at <prefix>/sha256/<sha>, uploaded to <prefix>/.tmp/ and
 // copied into place only when complete and verified. Trashed blobs wait in <prefix>/trash/.
-import { createHash, randomBytes } from 'node:crypto';
-import { Readable, Transform } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand,
@@ -11,6 +11,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { KilnError } from '../../core/kiln-error.js';
+import { DigestMeter } from '../digest-meter.js';
 import { normalizePrefix } from './s3-url.js';
 import type { BlobInfo, BlobStore, ByteRange, PutBlobOptions } from '../../core/ports.js';
 
@@ -99,27 +100,7 @@ export class S3BlobStore implements BlobStore {
 
   async put(body: Readable, opts: PutBlobOptions): Promise<BlobInfo> {
     const tmp = `${this.base}.tmp/${Date.now()}-${randomBytes(8).toString('hex')}`;
-    const hash = createHash('sha256');
-    let size = 0;
-    const max = opts.expectedSize;
-    // The first error that destroyed the meter (ours, or the source's forwarded by pipeline). Recorded
-    // synchronously, because Upload reports a later one when aborting the multipart upload fails too.
-    let failure: unknown;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        if (max !== undefined && size > max) {
-          done(new KilnError('KILN_ARTIFACT_SIZE_MISMATCH', `more than the expected ${max} bytes arrived`));
-          return;
-        }
-        hash.update(chunk);
-        done(null, chunk);
-      },
-      destroy(err, cb) {
-        if (err !== null) failure ??= err;
-        cb(err);
-      },
-    });
+    const meter = new DigestMeter(opts);
     const piping = pipeline(body, meter).catch(() => undefined);
     const upload = new Upload({
       client: this.client,
@@ -132,13 +113,10 @@ export class S3BlobStore implements BlobStore {
       try {
         await upload.done();
       } catch (err) {
-        throw failure ?? err;
+        // Upload reports a later error when aborting the multipart upload fails too: report the cause.
+        throw meter.firstError ?? err;
       }
-      const sha256 = hash.digest('hex');
-      if (max !== undefined && size !== max) throw new KilnError('KILN_ARTIFACT_SIZE_MISMATCH', `expected ${max} bytes, got ${size}`);
-      if (opts.expectedSha256 !== undefined && sha256 !== opts.expectedSha256) {
-        throw new KilnError('KILN_ARTIFACT_DIGEST_MISMATCH', `expected sha256 ${opts.expectedSha256}, got ${sha256}`, { sha256 });
-      }
+      const { sha256, size } = meter.verified();
       // Every byte went through the hash; this catches a store that kept fewer (a truncating proxy).
       const stored = await this.sizeOf(tmp);
       if (stored !== size) throw new Error(`S3 holds ${stored ?? 'no'} bytes at ${tmp} after an upload of ${size}`);

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '../../../src/demo/run-command.js';
+import { alive } from './process-alive.js';
 
 export const LAB_SUBNET_PREFIX = '10.77.0';
 export const LAB_SERVER_IP = `${LAB_SUBNET_PREFIX}.1`;
@@ -39,14 +40,6 @@ async function nsPids(ns: string): Promise<number[]> {
   return stdout.split('\n').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function deleteNamespace(ns: string): Promise<void> {
   // Only processes this harness started live in its namespaces; a namespace with a live process stays up.

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OVMF_CODE, OVMF_VARS } from './e2e-prerequisites.js';
+import { alive } from './process-alive.js';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -48,14 +49,6 @@ export function randomMac(): string {
   return `52:54:00:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** A machine-wide slot (test files run in parallel workers): lock files holding the owner's pid. */
 async function acquireVmSlot(): Promise<() => Promise<void>> {
