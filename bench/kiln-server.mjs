@@ -1,0 +1,63 @@
+// A fresh `kiln serve` child per case (SQLite and blobs in the case's data directory, loopback,
+// port 0), ready when it prints its admin URL; stopped with SIGTERM like any deployment.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { onCleanup, stopChild } from './cleanup.mjs';
+import { cpuSecondsOf, peakRssBytesOf } from './proc-stats.mjs';
+
+/** A concurrent `npm run build` (rm -rf dist, then tsc) leaves dist/ missing for a while: wait it out. */
+async function waitForBuild(repoRoot) {
+  const stamp = join(repoRoot, 'dist', '.build-stamp');
+  for (let waited = 0; !existsSync(stamp); waited++) {
+    if (waited === 0) console.error('dist/ is being rebuilt: waiting for the build to finish...');
+    if (waited > 300) throw new Error('dist/ did not come back within 5 minutes: run `npm run build`');
+    await sleep(1000);
+  }
+}
+
+/**
+ * `nodeArgs` go to the server's node (KILN_BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
+ * to profile the server under load; profiles are written when it stops).
+ */
+export async function startKiln({ repoRoot, dataDir, nodeArgs = [] }) {
+  await waitForBuild(repoRoot);
+  const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'bin/kiln.js'), 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stop = onCleanup(`kiln ${child.pid}`, () => stopChild(child, { signal: 'SIGTERM', graceMs: 20000 }));
+  // Keep a tail of the log: warnings during a run are reported, and a failed start shows why.
+  let tail = '';
+  let warnings = 0;
+  const url = await new Promise((resolve, reject) => {
+    let ready = false;
+    child.stderr.on('data', (d) => {
+      const s = String(d);
+      tail = (tail + s).slice(-8192);
+      if (ready) {
+        warnings += s.split('\n').filter((l) => l.trim() !== '').length;
+        return;
+      }
+      const m = /admin API (http:\/\/[^/\s]+)\/api\/v1/.exec(tail);
+      if (m) {
+        ready = true;
+        resolve(m[1]);
+      }
+    });
+    child.once('exit', (code, signal) => reject(new Error(`kiln serve exited (${code ?? signal}) before it was ready:\n${tail}`)));
+  });
+  return {
+    name: 'kiln',
+    url,
+    pid: child.pid,
+    cpuSeconds: () => cpuSecondsOf(child.pid),
+    peakRssBytes: () => peakRssBytesOf(child.pid),
+    adminToken: async () => (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim(),
+    logTail: () => tail,
+    logLines: () => warnings,
+    stop,
+  };
+}
