@@ -27,8 +27,8 @@ export function serveCommand(): Command {
       // Printed once, on first start; the file keeps it for the CLI on this host.
       process.stderr.write(`\nKiln admin token (shown once; also saved in ${config.dataDir}/admin.token, mode 0600):\n\n  ${kiln.createdAdminToken}\n\n`);
     }
-    process.stderr.write(`Kiln is serving: admin API ${kiln.adminUrl}/api/v1 (docs ${kiln.adminUrl}/api/docs), boot ${kiln.bootUrl}/boot.ipxe\n`);
-    await new Promise<void>((resolve) => {
+    // Handlers first, then the line that says Kiln is up: whoever waits for that line may signal at once.
+    const stopped = new Promise<void>((resolve) => {
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
@@ -42,6 +42,8 @@ export function serveCommand(): Command {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
+    process.stderr.write(`Kiln is serving: admin API ${kiln.adminUrl}/api/v1 (docs ${kiln.adminUrl}/api/docs), boot ${kiln.bootUrl}/boot.ipxe\n`);
+    await stopped;
     log.flush();
   });
   return cmd;
