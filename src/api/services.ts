@@ -6,6 +6,9 @@ import type { ImageService } from '../core/services/image-service.js';
 import type { MachineService } from '../core/services/machine-service.js';
 import type { ProfileService } from '../core/services/profile-service.js';
 import type { TokenService } from '../core/services/token-service.js';
+import type { ImageSetupService } from '../core/services/image-setup-service.js';
+import type { PayloadService } from '../core/services/payload-service.js';
+import type { UserService } from '../core/services/user-service.js';
 import type { Clock } from '../core/ports.js';
 
 export interface Services {
@@ -16,5 +19,8 @@ export interface Services {
   groups: GroupService;
   tokens: TokenService;
   boot: BootService;
+  payloads: PayloadService;
+  users: UserService;
+  setups: ImageSetupService;
   clock: Clock;
 }

@@ -2,11 +2,12 @@
 // each port has one contract suite that every adapter must pass.
 import type { Readable } from 'node:stream';
 import type {
-  Artifact, BootEvent, BootEventKind, Channel, ChannelAction, ChannelHistoryEntry, Group, Image, ImageVersion,
-  Machine, MachineState, Profile, Role, Token,
+  Artifact, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Group, Image, ImageSetup, ImageVersion,
+  Machine, MachineState, Payload, Profile, Role, Session, Token, User, VersionArtifact,
 } from './types.js';
 
-export type EntityKind = 'artifact' | 'image' | 'channel' | 'profile' | 'group' | 'machine' | 'token' | 'all';
+export type EntityKind =
+  | 'artifact' | 'image' | 'channel' | 'profile' | 'group' | 'machine' | 'token' | 'payload' | 'user' | 'image-setup' | 'all';
 
 /**
  * Emitted after a write commits (here or, on a shared database, in another replica); caches listen
@@ -67,17 +68,26 @@ export interface Store {
   createImage(image: Image): Promise<Image>;
   getImage(name: string): Promise<Image | null>;
   listImages(opts: { deleted: boolean }): Promise<Image[]>;
-  updateImage(name: string, patch: Partial<Pick<Image, 'description' | 'labels' | 'deletedAt'>>, at: string, expected: ExpectedRevision): Promise<Image>;
+  updateImage(name: string, patch: Partial<Pick<Image, 'description' | 'labels' | 'deletedAt' | 'owner'>>, at: string, expected: ExpectedRevision): Promise<Image>;
+  /** Images owned by `owner` (live ones), by name. */
+  listImagesByOwner(owner: string): Promise<Image[]>;
   purgeImage(name: string): Promise<void>;
   createVersion(v: ImageVersion): Promise<ImageVersion>;
   getVersion(image: string, version: string): Promise<ImageVersion | null>;
   listVersions(image: string): Promise<ImageVersion[]>;
+  /**
+   * Swaps a version's artifacts in place (BAAS "overwrite the latest version"); the only mutation of
+   * a version, kept for that compat contract. KILN_VERSION_NOT_FOUND when there is no such version.
+   */
+  replaceVersionArtifacts(image: string, version: string, artifacts: readonly VersionArtifact[]): Promise<ImageVersion>;
   countVersions(image: string): Promise<number>;
   getChannel(image: string, name: string): Promise<Channel | null>;
   listChannels(image: string): Promise<Channel[]>;
   /** Points the channel at `toVersion` (creating it) and appends to its history, in one step. */
   moveChannel(move: { image: string; name: string; toVersion: string; action: ChannelAction; actor: string; at: string }, expected: ExpectedRevision): Promise<Channel>;
   channelHistory(image: string, name: string): Promise<ChannelHistoryEntry[]>;
+  /** Removes a channel and its history; KILN_CHANNEL_NOT_FOUND when absent. */
+  deleteChannel(image: string, name: string): Promise<void>;
 
   // profiles and groups
   createProfile(p: Profile): Promise<Profile>;
@@ -98,11 +108,13 @@ export interface Store {
   getMachine(id: string): Promise<Machine | null>;
   findMachineByMac(mac: string): Promise<Machine | null>;
   findMachineByUuid(uuid: string): Promise<Machine | null>;
+  /** Machines with a MAC ending in `suffix` (lower-case hex, colon form); ncore's `gXXXXXX` host names. */
+  findMachinesByMacSuffix(suffix: string, limit: number): Promise<Machine[]>;
   listMachines(filter: MachineFilter): Promise<Machine[]>;
   replaceMachine(m: Machine, expected: ExpectedRevision): Promise<Machine>;
   deleteMachine(id: string, expected: ExpectedRevision): Promise<void>;
-  /** Clears the machine's next boot if it is still `profile`; true for exactly one caller. */
-  consumeNextBoot(id: string, profile: string): Promise<boolean>;
+  /** Clears the machine's next boot if it is still `profile` (noting it as taken at `at`); true for exactly one caller. */
+  consumeNextBoot(id: string, profile: string, at: string): Promise<boolean>;
   /** Appends events and moves state / last seen, in one transaction for the whole batch. */
   recordBootEvents(events: readonly NewBootEvent[]): Promise<void>;
   listBootEvents(machineId: string, opts: { after?: number | undefined; limit: number }): Promise<BootEvent[]>;
@@ -115,6 +127,39 @@ export interface Store {
   /** Records use of a token (callers throttle this; it is not on every request). */
   touchToken(id: string, at: string): Promise<void>;
   countTokens(role?: Role): Promise<number>;
+
+  // payloads
+  createPayload(p: Payload): Promise<Payload>;
+  getPayload(name: string): Promise<Payload | null>;
+  listPayloads(): Promise<Payload[]>;
+  replacePayload(p: Payload, expected: ExpectedRevision): Promise<Payload>;
+  /** KILN_PAYLOAD_IN_USE while machines or profiles refer to it. */
+  deletePayload(name: string, expected: ExpectedRevision): Promise<void>;
+
+  // users and their login sessions
+  createUser(u: User): Promise<User>;
+  getUser(name: string): Promise<User | null>;
+  findUserByExternalId(externalId: string): Promise<User | null>;
+  listUsers(): Promise<User[]>;
+  replaceUser(u: User, expected: ExpectedRevision): Promise<User>;
+  /** Deletes the user with their sessions, tokens and image setups; KILN_USER_IN_USE while they own images. */
+  deleteUser(name: string, expected: ExpectedRevision): Promise<void>;
+  createSession(s: Session): Promise<void>;
+  /** The session with this hash unless it expired before `now`. */
+  findSession(hash: string, now: string): Promise<Session | null>;
+  deleteSession(hash: string): Promise<void>;
+  deleteExpiredSessions(now: string): Promise<number>;
+
+  // image setups and the per-machine boot queue
+  createImageSetup(s: ImageSetup): Promise<ImageSetup>;
+  getImageSetup(id: string): Promise<ImageSetup | null>;
+  listImageSetups(filter: { owner?: string | undefined }): Promise<ImageSetup[]>;
+  replaceImageSetup(s: ImageSetup, expected: ExpectedRevision): Promise<ImageSetup>;
+  deleteImageSetup(id: string, expected: ExpectedRevision): Promise<void>;
+  enqueueBoot(e: Omit<BootQueueEntry, 'seq' | 'poppedAt'>): Promise<BootQueueEntry>;
+  /** Takes the oldest unpopped entry of the machine's queue; of concurrent callers each gets a different one. */
+  popBoot(machineId: string, at: string): Promise<BootQueueEntry | null>;
+  listBootQueue(machineId: string, opts: { popped: boolean; limit: number }): Promise<BootQueueEntry[]>;
 
   /** The stored secret `name`; stores `candidate` first when there is none (the first caller wins). */
   ensureSecret(name: string, candidate: string, at: string): Promise<string>;

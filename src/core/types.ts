@@ -24,6 +24,8 @@ export interface Image {
   name: string;
   description: string;
   labels: Labels;
+  /** The user who owns the image (BAAS); null for images that belong to the installation. */
+  owner: string | null;
   createdAt: string;
   updatedAt: string;
   deletedAt: string | null;
@@ -80,6 +82,8 @@ export interface Profile {
   kernelArgs: string[];
   /** A LiquidJS template producing the whole iPXE script; null means Kiln's built-in script. */
   template: string | null;
+  /** Payload for machines booting this profile that have none of their own. */
+  payload: string | null;
   createdAt: string;
   updatedAt: string;
   revision: number;
@@ -121,6 +125,13 @@ export interface Machine {
   profile: string | null;
   /** One-shot profile for the next boot only. */
   nextBoot: string | null;
+  /**
+   * The last next boot a boot took, and when. Clients that ask several times per boot (pixiecore)
+   * get the same answer for a short while after it was taken.
+   */
+  nextBootTaken: { profile: string; at: string } | null;
+  /** The payload this machine fetches after booting (ncore-api); null: its profile's, if any. */
+  payload: string | null;
   lastSeenAt: string | null;
   createdAt: string;
   updatedAt: string;
@@ -145,6 +156,73 @@ export interface Token {
   createdAt: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
+  /** The user the token acts for (login sessions, BAAS); null for installation tokens. */
+  user: string | null;
+  /** A machine-scoped token (a management OS): it may act only for this machine. */
+  machineId: string | null;
+}
+
+/** A named bundle of parameters a booted machine fetches (ncore-api payloads). */
+export interface Payload {
+  name: string;
+  description: string;
+  /** Where the machine finds the payload's scripts (ncore's PayloadDirectory). */
+  directory: string;
+  /** The parameter names this payload takes; `parameters` may set only these. */
+  schema: string[];
+  parameters: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+  revision: number;
+}
+
+/** A person who logs in (OIDC / GitHub) or owns images; acts with a Kiln role. */
+export interface User {
+  name: string;
+  displayName: string;
+  email: string | null;
+  role: Role;
+  /** `<provider>:<subject>` of the identity that logs in as this user. */
+  externalId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  revision: number;
+}
+
+export interface Session {
+  hash: string;
+  user: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** One image version frozen in a setup; `update` asks the machine to send its changes back as a new version. */
+export interface SetupImage {
+  image: string;
+  version: string;
+  update: boolean;
+}
+
+/** Disk images a machine's management OS writes before a session (BAAS image setups). */
+export interface ImageSetup {
+  id: string;
+  name: string;
+  owner: string | null;
+  images: SetupImage[];
+  createdAt: string;
+  updatedAt: string;
+  revision: number;
+}
+
+/** An entry of a machine's FIFO boot queue; popped (not deleted) so what a machine was given stays known. */
+export interface BootQueueEntry {
+  seq: number;
+  machineId: string;
+  setup: string;
+  update: boolean;
+  actor: string;
+  createdAt: string;
+  poppedAt: string | null;
 }
 
 /** What a booting machine tells about itself (all untrusted input). */

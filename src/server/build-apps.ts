@@ -13,6 +13,14 @@ import { tokenRoutes } from '../api/routes/token-routes.js';
 import { Problem } from '../api/schemas.js';
 import type { Services } from '../api/services.js';
 import { bootRoutes, type BootHttpOptions } from '../boot/http/boot-routes.js';
+import { ArtifactLinks, type ArtifactLinkOptions } from '../boot/http/artifact-links.js';
+import { loginRoutes, type LoginRouteOptions } from '../api/login/login-routes.js';
+import { imageSetupRoutes } from '../api/routes/image-setup-routes.js';
+import { payloadRoutes } from '../api/routes/payload-routes.js';
+import { userRoutes } from '../api/routes/user-routes.js';
+import { baasRoutes } from '../compat/baas/baas-routes.js';
+import { ncoreRoutes, type NcoreSettings } from '../compat/ncore/ncore-routes.js';
+import { pixiecoreRoutes, type PixiecoreSettings } from '../compat/pixiecore/pixiecore-routes.js';
 
 export interface AppOptions {
   services: Services;
@@ -25,6 +33,16 @@ export interface AppOptions {
   version: string;
   /** Addresses or CIDRs of load balancers whose X-Forwarded-For Kiln believes (empty: none). */
   trustProxy?: readonly string[];
+  /** Compatibility layers and browser login; absent: all off. */
+  compat?: CompatOptions;
+}
+
+export interface CompatOptions {
+  links: ArtifactLinkOptions;
+  ncore: NcoreSettings | null;
+  pixiecore: PixiecoreSettings | null;
+  baas: { prefix: string } | null;
+  login: Omit<LoginRouteOptions, 'services'>;
 }
 
 function baseApp(opts: AppOptions): FastifyInstance {
@@ -67,12 +85,27 @@ export async function registerAdmin(app: FastifyInstance, opts: AppOptions): Pro
   await app.register(async (api) => {
     // JSON only: a text/plain body is refused with 415 rather than half-parsed.
     api.removeContentTypeParser('text/plain');
-    for (const routes of [imageRoutes, machineRoutes, profileRoutes, tokenRoutes]) await api.register(routes, { services: opts.services });
+    for (const routes of [imageRoutes, machineRoutes, profileRoutes, tokenRoutes, payloadRoutes, userRoutes, imageSetupRoutes]) await api.register(routes, { services: opts.services });
     // Own scope: uploads replace the JSON body parser with a raw stream.
     await api.register(artifactRoutes, { services: opts.services });
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   }, { prefix: '/api/v1' });
   if (opts.apiDocs) await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  const compat = opts.compat;
+  if (compat !== undefined) {
+    const hidden = async (scope: FastifyInstance) => {
+      // Compat APIs are documented by their originals, not in Kiln's OpenAPI document.
+      scope.addHook('onRoute', (route) => {
+        route.schema = { ...(route.schema ?? {}), hide: true };
+      });
+    };
+    const login = { ...compat.login, services: opts.services };
+    await app.register(async (scope) => {
+      await hidden(scope);
+      await scope.register(loginRoutes, { ...login, prefix: '/auth' });
+      if (compat.baas !== null) await scope.register(baasRoutes, { services: opts.services, login, prefix: compat.baas.prefix });
+    });
+  }
 }
 
 export async function registerBoot(app: FastifyInstance, opts: AppOptions): Promise<void> {
@@ -82,6 +115,12 @@ export async function registerBoot(app: FastifyInstance, opts: AppOptions): Prom
       route.schema = { ...(route.schema ?? {}), hide: true };
     });
     await boot.register(bootRoutes, { ...opts.boot, services: opts.services });
+    const compat = opts.compat;
+    if (compat !== undefined) {
+      const links = new ArtifactLinks(opts.services, compat.links);
+      if (compat.ncore !== null) await boot.register(ncoreRoutes, { services: opts.services, links, settings: compat.ncore, publicUrl: opts.boot.publicUrl });
+      if (compat.pixiecore !== null) await boot.register(pixiecoreRoutes, { services: opts.services, links, settings: compat.pixiecore, publicUrl: opts.boot.publicUrl });
+    }
   });
 }
 

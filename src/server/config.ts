@@ -62,6 +62,21 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'pxe.biosFile', env: 'KILN_PXE_BIOS_FILE', flag: '--pxe-bios-file', kind: 'string', default: 'undionly.kpxe', doc: 'boot file for BIOS PXE clients' },
   { key: 'pxe.uefiX64File', env: 'KILN_PXE_UEFI_X64_FILE', flag: '--pxe-uefi-x64-file', kind: 'string', default: 'snponly.efi', doc: 'boot file for x86-64 UEFI PXE and HTTP boot clients (snponly.efi or ipxe.efi)' },
   { key: 'pxe.uefiArm64File', env: 'KILN_PXE_UEFI_ARM64_FILE', flag: '--pxe-uefi-arm64-file', kind: 'optional-string', default: null, doc: 'boot file for arm64 UEFI clients (unset: they get no answer)' },
+  { key: 'compat.ncore.enabled', env: 'KILN_COMPAT_NCORE', flag: '--compat-ncore', kind: 'bool', default: false, doc: 'serve the ncore-api v2 API at /api/v2 (reads open like boot endpoints; writes need a token)' },
+  { key: 'compat.ncore.defaultImageType', env: 'KILN_COMPAT_NCORE_DEFAULT_IMAGE_TYPE', flag: '--compat-ncore-default-image-type', kind: 'string', default: 'default', doc: 'ncore ImageType (a Kiln image) for unknown MACs outside any subnet group' },
+  { key: 'compat.ncore.defaultImageTag', env: 'KILN_COMPAT_NCORE_DEFAULT_IMAGE_TAG', flag: '--compat-ncore-default-image-tag', kind: 'string', default: 'default', doc: 'ncore ImageTag (a channel of that image) for unknown MACs outside any subnet group' },
+  { key: 'compat.ncore.defaultPayload', env: 'KILN_COMPAT_NCORE_DEFAULT_PAYLOAD', flag: '--compat-ncore-default-payload', kind: 'string', default: 'default', doc: 'payload for unknown MACs whose subnet group\'s profile names none' },
+  { key: 'compat.pixiecore.enabled', env: 'KILN_COMPAT_PIXIECORE', flag: '--compat-pixiecore', kind: 'bool', default: false, doc: 'answer pixiecore\'s API mode at /v1/boot/<mac> (start pixiecore with --api pointing at Kiln)' },
+  { key: 'compat.pixiecore.nextBootWindowSeconds', env: 'KILN_COMPAT_PIXIECORE_NEXT_BOOT_WINDOW_SECONDS', flag: '--compat-pixiecore-next-boot-window-seconds', kind: 'int', default: 300, min: 0, max: 86400, doc: 'pixiecore asks several times per boot: a next boot taken this recently is served again' },
+  { key: 'compat.baas.enabled', env: 'KILN_COMPAT_BAAS', flag: '--compat-baas', kind: 'bool', default: false, doc: 'serve the BAAS control server API (machines, users, images, image setups, boot queue)' },
+  { key: 'compat.baas.prefix', env: 'KILN_COMPAT_BAAS_PREFIX', flag: '--compat-baas-prefix', kind: 'optional-string', default: null, doc: 'path prefix for the BAAS routes (e.g. /baas); unset: at the root, as the original' },
+  { key: 'login.provider', env: 'KILN_LOGIN_PROVIDER', flag: '--login-provider', kind: 'enum', values: ['none', 'oidc', 'github'], default: 'none', doc: 'browser login: none, oidc (any OpenID Connect provider) or github (GitHub OAuth app)' },
+  { key: 'login.issuer', env: 'KILN_LOGIN_ISSUER', flag: '--login-issuer', kind: 'optional-url', default: null, doc: 'OIDC issuer URL (discovery at /.well-known/openid-configuration); required with login.provider oidc' },
+  { key: 'login.clientId', env: 'KILN_LOGIN_CLIENT_ID', flag: '--login-client-id', kind: 'optional-string', default: null, doc: 'OAuth client id registered with the provider' },
+  { key: 'login.clientSecret', env: 'KILN_LOGIN_CLIENT_SECRET', flag: '--login-client-secret', kind: 'optional-string', default: null, doc: 'OAuth client secret' },
+  { key: 'login.defaultRole', env: 'KILN_LOGIN_DEFAULT_ROLE', flag: '--login-default-role', kind: 'enum', values: ['viewer', 'operator', 'admin'], default: 'viewer', doc: 'role of a user created by their first login (an admin can raise it)' },
+  { key: 'login.sessionTtlHours', env: 'KILN_LOGIN_SESSION_TTL_HOURS', flag: '--login-session-ttl-hours', kind: 'int', default: 8, min: 1, max: 8760, doc: 'how long a login session lasts' },
+  { key: 'login.secureCookie', env: 'KILN_LOGIN_SECURE_COOKIE', flag: '--login-secure-cookie', kind: 'bool', default: true, doc: 'mark the session cookie Secure (browsers then send it over HTTPS only; put Kiln behind TLS)' },
   { key: 'events.flushIntervalMs', env: 'KILN_EVENTS_FLUSH_INTERVAL_MS', flag: '--events-flush-interval-ms', kind: 'int', default: 50, min: 1, max: 10000, doc: 'boot events are written in batches at most this far apart' },
 ];
 
@@ -98,6 +113,20 @@ export interface KilnConfig {
     biosFile: string; uefiX64File: string; uefiArm64File: string | null;
   };
   events: { flushIntervalMs: number };
+  compat: {
+    ncore: { enabled: boolean; defaultImageType: string; defaultImageTag: string; defaultPayload: string };
+    pixiecore: { enabled: boolean; nextBootWindowSeconds: number };
+    baas: { enabled: boolean; prefix: string };
+  };
+  login: {
+    provider: 'none' | 'oidc' | 'github';
+    issuer: string | null;
+    clientId: string | null;
+    clientSecret: string | null;
+    defaultRole: 'viewer' | 'operator' | 'admin';
+    sessionTtlHours: number;
+    secureCookie: boolean;
+  };
 }
 
 export class ConfigError extends Error {
@@ -269,6 +298,13 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   if ((values.get('blobs.s3.accessKeyId') === null) !== (values.get('blobs.s3.secretAccessKey') === null)) {
     problems.push('blobs.s3.accessKeyId and blobs.s3.secretAccessKey: set both or neither');
   }
+  const loginProvider = values.get('login.provider');
+  if (loginProvider !== 'none' && (values.get('login.clientId') === null || values.get('login.clientSecret') === null)) {
+    problems.push(`login.clientId and login.clientSecret: required with login.provider ${String(loginProvider)}`);
+  }
+  if (loginProvider === 'oidc' && values.get('login.issuer') === null) problems.push('login.issuer: required with login.provider oidc');
+  const baasPrefix = values.get('compat.baas.prefix') as string | null;
+  if (baasPrefix !== null && !/^(\/[A-Za-z0-9._-]+)+$/.test(baasPrefix)) problems.push(`compat.baas.prefix: want a path such as /baas, got ${JSON.stringify(baasPrefix)}`);
   if (problems.length > 0) throw new ConfigError(problems);
   const get = <T>(k: string) => values.get(k) as T;
   return Object.freeze({
@@ -324,5 +360,24 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       uefiArm64File: get<string | null>('pxe.uefiArm64File'),
     }),
     events: Object.freeze({ flushIntervalMs: get<number>('events.flushIntervalMs') }),
+    compat: Object.freeze({
+      ncore: Object.freeze({
+        enabled: get<boolean>('compat.ncore.enabled'),
+        defaultImageType: get<string>('compat.ncore.defaultImageType'),
+        defaultImageTag: get<string>('compat.ncore.defaultImageTag'),
+        defaultPayload: get<string>('compat.ncore.defaultPayload'),
+      }),
+      pixiecore: Object.freeze({ enabled: get<boolean>('compat.pixiecore.enabled'), nextBootWindowSeconds: get<number>('compat.pixiecore.nextBootWindowSeconds') }),
+      baas: Object.freeze({ enabled: get<boolean>('compat.baas.enabled'), prefix: baasPrefix ?? '' }),
+    }),
+    login: Object.freeze({
+      provider: get<'none' | 'oidc' | 'github'>('login.provider'),
+      issuer: get<string | null>('login.issuer'),
+      clientId: get<string | null>('login.clientId'),
+      clientSecret: get<string | null>('login.clientSecret'),
+      defaultRole: get<'viewer' | 'operator' | 'admin'>('login.defaultRole'),
+      sessionTtlHours: get<number>('login.sessionTtlHours'),
+      secureCookie: get<boolean>('login.secureCookie'),
+    }),
   });
 }

@@ -4,6 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { LoginProviderConfig } from '../api/login/oidc-login.js';
 import type { Services } from '../api/services.js';
 import { TemplateRenderer } from '../boot/ipxe/template-renderer.js';
 import { UrlSigner } from '../boot/url-signer.js';
@@ -17,6 +18,9 @@ import { ImageService } from '../core/services/image-service.js';
 import { MachineService } from '../core/services/machine-service.js';
 import { ProfileService } from '../core/services/profile-service.js';
 import { TokenService } from '../core/services/token-service.js';
+import { ImageSetupService } from '../core/services/image-setup-service.js';
+import { PayloadService } from '../core/services/payload-service.js';
+import { UserService, type UserServiceOptions } from '../core/services/user-service.js';
 import { buildApps } from './build-apps.js';
 import type { KilnConfig } from './config.js';
 import { describeStorage, openBlobStore, openStore } from './open-storage.js';
@@ -40,7 +44,14 @@ export const systemClock: Clock = { now: () => new Date() };
 export const randomIds: IdSource = { id: () => randomUUID(), secret: () => randomBytes(32).toString('base64url') };
 
 /** Wires services over a store and a blob store; shared by `kiln serve` and in-process tools. */
-export function buildServices(store: Store, blobs: BlobStore, log: FastifyBaseLogger, opts: { flushIntervalMs: number; enrollUnknown: boolean }, clock = systemClock, ids = randomIds) {
+export function buildServices(
+  store: Store,
+  blobs: BlobStore,
+  log: FastifyBaseLogger,
+  opts: { flushIntervalMs: number; enrollUnknown: boolean; users?: UserServiceOptions },
+  clock = systemClock,
+  ids = randomIds,
+) {
   const templates = new TemplateRenderer();
   const cache = new BootCache(store);
   const recorder = new BootEventRecorder(store, {
@@ -56,6 +67,9 @@ export function buildServices(store: Store, blobs: BlobStore, log: FastifyBaseLo
     groups: new GroupService(store, clock),
     tokens: new TokenService(store, clock, ids),
     boot: new BootService(store, cache, recorder, clock, ids, { enrollUnknown: opts.enrollUnknown }),
+    payloads: new PayloadService(store, clock),
+    users: new UserService(store, clock, ids, opts.users ?? { defaultRole: 'viewer', sessionTtlHours: 8 }),
+    setups: new ImageSetupService(store, clock, ids),
     clock,
   };
   return { services, templates, cache, recorder };
@@ -72,6 +86,13 @@ async function bootUrlKey(store: Store, dataDir: string, at: string): Promise<Bu
 }
 
 const HOUR_MS = 3600_000;
+
+function loginProvider(config: KilnConfig): LoginProviderConfig | null {
+  const { provider, issuer, clientId, clientSecret } = config.login;
+  if (provider === 'none' || clientId === null || clientSecret === null) return null;
+  if (provider === 'github') return { kind: 'github', clientId, clientSecret };
+  return { kind: 'oidc', issuer: issuer!, clientId, clientSecret, name: 'oidc' };
+}
 
 function urlOf(app: FastifyInstance): string {
   const addr = app.server.address();
@@ -109,7 +130,11 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
     const sweeper = setInterval(sweepTrash, HOUR_MS);
     sweeper.unref();
     closers.push({ name: 'trash sweeper', close: async () => clearInterval(sweeper) });
-    const { services, templates, cache, recorder } = buildServices(store, blobs, log, { flushIntervalMs: config.events.flushIntervalMs, enrollUnknown: config.boot.enrollUnknown });
+    const { services, templates, cache, recorder } = buildServices(store, blobs, log, {
+      flushIntervalMs: config.events.flushIntervalMs,
+      enrollUnknown: config.boot.enrollUnknown,
+      users: { defaultRole: config.login.defaultRole, sessionTtlHours: config.login.sessionTtlHours },
+    });
     closers.push({ name: 'boot events', close: () => recorder.close() });
     closers.push({ name: 'boot cache', close: () => Promise.resolve(cache.close()) });
 
@@ -118,7 +143,8 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
       await writeFile(join(dataDir, 'admin.token'), `${createdAdminToken}\n`, { mode: 0o600 });
     }
 
-    const signer = config.boot.signUrls ? new UrlSigner(await bootUrlKey(store, dataDir, new Date().toISOString()), config.boot.urlTtlSeconds) : null;
+    const urlKey = await bootUrlKey(store, dataDir, new Date().toISOString());
+    const signer = config.boot.signUrls ? new UrlSigner(urlKey, config.boot.urlTtlSeconds) : null;
     let stopping = false;
     const apps = await buildApps(
       {
@@ -139,6 +165,19 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
         health: async () => !stopping && (await store.ping().then(() => true)),
         trustProxy: config.trustProxy,
         version: KILN_VERSION,
+        compat: {
+          // Compat URLs expire like ncore's presigned ones (900 s), signed with the shared boot URL key.
+          links: { signer: new UrlSigner(urlKey, config.boot.presignTtlSeconds), ttlSeconds: config.boot.presignTtlSeconds, presign: config.blobs.url !== null },
+          ncore: config.compat.ncore.enabled ? config.compat.ncore : null,
+          pixiecore: config.compat.pixiecore.enabled ? config.compat.pixiecore : null,
+          baas: config.compat.baas.enabled ? config.compat.baas : null,
+          login: {
+            provider: loginProvider(config),
+            publicUrl: config.publicUrl,
+            secureCookie: config.login.secureCookie,
+            allowInsecureHttp: config.login.issuer?.startsWith('http:') ?? false,
+          },
+        },
       },
       config.boot.listen !== null,
     );

@@ -1,12 +1,12 @@
 // The Store on Kysely: all query code, shared by every dialect. Dialect differences (connection,
 // pragmas, error codes) live in the adapters that construct it (sqlite/, later postgres/).
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { KilnError } from '../core/kiln-error.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
 import type { Change, ExpectedRevision, MachineFilter, NewBootEvent, Store, StoredToken } from '../core/ports.js';
 import type {
-  Arch, Artifact, ArtifactRole, BootEvent, BootEventKind, Channel, ChannelAction, ChannelHistoryEntry, Firmware, Group, Image,
-  ImageVersion, Machine, MachineState, Profile, Role, Token,
+  Arch, Artifact, ArtifactRole, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Firmware, Group, Image,
+  ImageSetup, ImageVersion, Machine, MachineState, Payload, Profile, Role, Session, SetupImage, Token, User, VersionArtifact,
 } from '../core/types.js';
 import type { Database } from './schema.js';
 
@@ -198,7 +198,7 @@ export class KyselyStore implements Store {
         tx.db
           .insertInto('images')
           .values({
-            name: image.name, description: image.description, labels: json(image.labels), created_at: image.createdAt,
+            name: image.name, description: image.description, labels: json(image.labels), owner: image.owner, created_at: image.createdAt,
             updated_at: image.updatedAt, deleted_at: image.deletedAt, revision: image.revision,
           })
           .execute(),
@@ -219,8 +219,13 @@ export class KyselyStore implements Store {
     return rows.map(toImage);
   }
 
-  async updateImage(name: string, patch: Partial<Pick<Image, 'description' | 'labels' | 'deletedAt'>>, at: string, expected: ExpectedRevision): Promise<Image> {
+  async listImagesByOwner(owner: string): Promise<Image[]> {
+    return (await this.db.selectFrom('images').selectAll().where('owner', '=', owner).where('deleted_at', 'is', null).orderBy('name').execute()).map(toImage);
+  }
+
+  async updateImage(name: string, patch: Partial<Pick<Image, 'description' | 'labels' | 'deletedAt' | 'owner'>>, at: string, expected: ExpectedRevision): Promise<Image> {
     const set: Partial<Database['images']> = { updated_at: at };
+    if (patch.owner !== undefined) set.owner = patch.owner;
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.labels !== undefined) set.labels = json(patch.labels);
     if (patch.deletedAt !== undefined) set.deleted_at = patch.deletedAt;
@@ -292,6 +297,22 @@ export class KyselyStore implements Store {
     }));
   }
 
+  async replaceVersionArtifacts(image: string, version: string, artifacts: readonly VersionArtifact[]): Promise<ImageVersion> {
+    return this.atomic(async (tx) => {
+      const row = await tx.db.selectFrom('image_versions').select('id').where('image', '=', image).where('version', '=', version).executeTakeFirst();
+      if (row === undefined) throw new KilnError('KILN_VERSION_NOT_FOUND', `image ${image} has no version ${version}`);
+      await tx.db.deleteFrom('version_artifacts').where('version_id', '=', row.id).execute();
+      if (artifacts.length > 0) {
+        await tx.db
+          .insertInto('version_artifacts')
+          .values(artifacts.map((a, i) => ({ version_id: row.id, position: i, name: a.name, role: a.role, sha256: a.sha256 })))
+          .execute();
+      }
+      tx.changed('image', image);
+      return (await tx.getVersion(image, version))!;
+    });
+  }
+
   async getVersion(image: string, version: string): Promise<ImageVersion | null> {
     return (await this.versionsWhere(image, version))[0] ?? null;
   }
@@ -347,12 +368,21 @@ export class KyselyStore implements Store {
     return rows.map((r) => ({ seq: Number(r.seq), action: r.action as ChannelAction, fromVersion: r.from_version, toVersion: r.to_version, actor: r.actor, at: r.at }));
   }
 
+  async deleteChannel(image: string, name: string): Promise<void> {
+    await this.atomic(async (tx) => {
+      const res = await tx.db.deleteFrom('channels').where('image', '=', image).where('name', '=', name).executeTakeFirst();
+      if (res.numDeletedRows === 0n) throw new KilnError('KILN_CHANNEL_NOT_FOUND', `image ${image} has no channel ${name}`);
+      await tx.db.deleteFrom('channel_history').where('image', '=', image).where('channel', '=', name).execute();
+      tx.changed('channel', image);
+    });
+  }
+
   // ---------------------------------------------------------------- profiles
 
   private profileRow(p: Profile): Database['profiles'] {
     return {
       name: p.name, description: p.description, image: p.image.image, channel: p.image.channel ?? null, version: p.image.version ?? null,
-      kernel_args: json(p.kernelArgs), template: p.template, created_at: p.createdAt, updated_at: p.updatedAt, revision: p.revision,
+      kernel_args: json(p.kernelArgs), template: p.template, payload: p.payload, created_at: p.createdAt, updated_at: p.updatedAt, revision: p.revision,
     };
   }
 
@@ -464,7 +494,7 @@ export class KyselyStore implements Store {
     return {
       id: m.id, uuid: m.uuid, serial: m.serial, hostname: m.hostname, labels: json(sortKeys(m.labels)), arch: m.arch, firmware: m.firmware,
       state: m.state, profile: m.profile, next_boot: m.nextBoot, last_seen_at: m.lastSeenAt, created_at: m.createdAt, updated_at: m.updatedAt,
-      revision: m.revision,
+      revision: m.revision, payload: m.payload, next_boot_taken: m.nextBootTaken?.profile ?? null, next_boot_taken_at: m.nextBootTaken?.at ?? null,
     };
   }
 
@@ -524,6 +554,13 @@ export class KyselyStore implements Store {
     return r === undefined ? null : (await this.hydrate([r]))[0]!;
   }
 
+  async findMachinesByMacSuffix(suffix: string, limit: number): Promise<Machine[]> {
+    // MACs are stored in one canonical form, so a suffix of it is a plain LIKE pattern (hex and colons only).
+    if (!/^[0-9a-f:]+$/.test(suffix)) return [];
+    const ids = this.db.selectFrom('machine_macs').select('machine_id').where('mac', 'like', `%${suffix}`);
+    return this.hydrate(await this.db.selectFrom('machines').selectAll().where('id', 'in', ids).orderBy('id').limit(limit).execute());
+  }
+
   async listMachines(f: MachineFilter): Promise<Machine[]> {
     let q = this.db.selectFrom('machines').selectAll('machines');
     if (f.mac !== undefined) {
@@ -546,8 +583,8 @@ export class KyselyStore implements Store {
       const cur = await tx.getMachine(m.id);
       if (cur === null || (expected !== undefined && cur.revision !== expected)) await tx.missed(cur !== null, 'KILN_MACHINE_NOT_FOUND', `machine ${m.id}`);
       const { id, created_at: _c, ...row } = tx.machineRow({ ...m, revision: cur!.revision + 1 });
-      // State and last-seen belong to the boot path; an edit must not roll them back.
-      const { state: _s, last_seen_at: _l, ...edit } = row;
+      // State, last seen and the taken next boot belong to the boot path; an edit must not roll them back.
+      const { state: _s, last_seen_at: _l, next_boot_taken: _t, next_boot_taken_at: _ta, ...edit } = row;
       const res = await tx.unique('KILN_MACHINE_UUID_TAKEN', `UUID ${m.uuid} belongs to another machine`, () =>
         tx.db.updateTable('machines').set(edit).where('id', '=', id).where('revision', '=', cur!.revision).executeTakeFirst(),
       );
@@ -576,12 +613,12 @@ export class KyselyStore implements Store {
     });
   }
 
-  async consumeNextBoot(id: string, profile: string): Promise<boolean> {
+  async consumeNextBoot(id: string, profile: string, at: string): Promise<boolean> {
     // One conditional UPDATE: of any number of concurrent boots, exactly one sees a row change.
     return this.write(async (tx) => {
       const res = await tx.db
         .updateTable('machines')
-        .set((eb) => ({ next_boot: null, revision: eb('revision', '+', 1) }))
+        .set((eb) => ({ next_boot: null, next_boot_taken: profile, next_boot_taken_at: at, revision: eb('revision', '+', 1) }))
         .where('id', '=', id)
         .where('next_boot', '=', profile)
         .executeTakeFirst();
@@ -628,7 +665,10 @@ export class KyselyStore implements Store {
     await this.write(async (tx) => {
       await tx.db
         .insertInto('tokens')
-        .values({ id: t.id, name: t.name, role: t.role, hash: t.hash, created_at: t.createdAt, last_used_at: t.lastUsedAt, revoked_at: t.revokedAt })
+        .values({
+          id: t.id, name: t.name, role: t.role, hash: t.hash, created_at: t.createdAt, last_used_at: t.lastUsedAt, revoked_at: t.revokedAt,
+          user_name: t.user, machine_id: t.machineId,
+        })
         .execute();
       tx.changed('token', t.id);
     });
@@ -665,6 +705,225 @@ export class KyselyStore implements Store {
     return Number((await q.executeTakeFirstOrThrow()).n);
   }
 
+  // ---------------------------------------------------------------- payloads
+
+  private payloadRow(p: Payload): Database['payloads'] {
+    return {
+      name: p.name, description: p.description, directory: p.directory, schema: json(p.schema), parameters: json(sortKeys(p.parameters)),
+      created_at: p.createdAt, updated_at: p.updatedAt, revision: p.revision,
+    };
+  }
+
+  async createPayload(p: Payload): Promise<Payload> {
+    await this.write(async (tx) => {
+      await tx.unique('KILN_PAYLOAD_EXISTS', `payload ${p.name} exists`, () => tx.db.insertInto('payloads').values(tx.payloadRow(p)).execute());
+      tx.changed('payload', p.name);
+    });
+    return p;
+  }
+
+  async getPayload(name: string): Promise<Payload | null> {
+    const r = await this.db.selectFrom('payloads').selectAll().where('name', '=', name).executeTakeFirst();
+    return r === undefined ? null : toPayload(r);
+  }
+
+  async listPayloads(): Promise<Payload[]> {
+    return (await this.db.selectFrom('payloads').selectAll().orderBy('name').execute()).map(toPayload);
+  }
+
+  async replacePayload(p: Payload, expected: ExpectedRevision): Promise<Payload> {
+    const { name, created_at: _c, ...row } = this.payloadRow(p);
+    return this.write(async (tx) => {
+      const res = await tx.db.updateTable('payloads').set(row).where('name', '=', name).where('revision', '=', expected ?? p.revision - 1).executeTakeFirst();
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getPayload(name)) !== null, 'KILN_PAYLOAD_NOT_FOUND', `payload ${name}`);
+      tx.changed('payload', name);
+      return (await tx.getPayload(name))!;
+    });
+  }
+
+  async deletePayload(name: string, expected: ExpectedRevision): Promise<void> {
+    await this.atomic(async (tx) => {
+      const users = await tx.db.selectFrom('machines').select('id').where('payload', '=', name).limit(1).execute();
+      const profiles = await tx.db.selectFrom('profiles').select('name').where('payload', '=', name).limit(1).execute();
+      if (users.length > 0 || profiles.length > 0) throw new KilnError('KILN_PAYLOAD_IN_USE', `machines or profiles refer to payload ${name}`);
+      let q = tx.db.deleteFrom('payloads').where('name', '=', name);
+      if (expected !== undefined) q = q.where('revision', '=', expected);
+      const res = await q.executeTakeFirst();
+      if (res.numDeletedRows === 0n) await tx.missed((await tx.getPayload(name)) !== null, 'KILN_PAYLOAD_NOT_FOUND', `payload ${name}`);
+      tx.changed('payload', name);
+    });
+  }
+
+  // ---------------------------------------------------------------- users and sessions
+
+  private userRow(u: User): Database['users'] {
+    return {
+      name: u.name, display_name: u.displayName, email: u.email, role: u.role, external_id: u.externalId,
+      created_at: u.createdAt, updated_at: u.updatedAt, revision: u.revision,
+    };
+  }
+
+  async createUser(u: User): Promise<User> {
+    await this.write(async (tx) => {
+      await tx.unique('KILN_USER_EXISTS', `a user named ${u.name}, or with that e-mail or login, exists`, () => tx.db.insertInto('users').values(tx.userRow(u)).execute());
+      tx.changed('user', u.name);
+    });
+    return u;
+  }
+
+  async getUser(name: string): Promise<User | null> {
+    const r = await this.db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+    return r === undefined ? null : toUser(r);
+  }
+
+  async findUserByExternalId(externalId: string): Promise<User | null> {
+    const r = await this.db.selectFrom('users').selectAll().where('external_id', '=', externalId).executeTakeFirst();
+    return r === undefined ? null : toUser(r);
+  }
+
+  async listUsers(): Promise<User[]> {
+    return (await this.db.selectFrom('users').selectAll().orderBy('name').execute()).map(toUser);
+  }
+
+  async replaceUser(u: User, expected: ExpectedRevision): Promise<User> {
+    const { name, created_at: _c, ...row } = this.userRow(u);
+    return this.write(async (tx) => {
+      const res = await tx.unique('KILN_USER_EXISTS', `another user has that e-mail or login`, () =>
+        tx.db.updateTable('users').set(row).where('name', '=', name).where('revision', '=', expected ?? u.revision - 1).executeTakeFirst(),
+      );
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getUser(name)) !== null, 'KILN_USER_NOT_FOUND', `user ${name}`);
+      // A role change must reach every cached session and token of the user.
+      tx.changed('user', name);
+      tx.changed('token', '');
+      return (await tx.getUser(name))!;
+    });
+  }
+
+  async deleteUser(name: string, expected: ExpectedRevision): Promise<void> {
+    await this.atomic(async (tx) => {
+      const owned = await tx.db.selectFrom('images').select('name').where('owner', '=', name).limit(1).execute();
+      if (owned.length > 0) throw new KilnError('KILN_USER_IN_USE', `user ${name} still owns image ${owned[0]!.name}`);
+      await tx.db.deleteFrom('boot_queue').where('setup_id', 'in', (eb) => eb.selectFrom('image_setups').select('id').where('owner', '=', name)).execute();
+      await tx.db.deleteFrom('image_setups').where('owner', '=', name).execute();
+      await tx.db.deleteFrom('sessions').where('user_name', '=', name).execute();
+      await tx.db.deleteFrom('tokens').where('user_name', '=', name).execute();
+      let q = tx.db.deleteFrom('users').where('name', '=', name);
+      if (expected !== undefined) q = q.where('revision', '=', expected);
+      const res = await q.executeTakeFirst();
+      if (res.numDeletedRows === 0n) await tx.missed((await tx.getUser(name)) !== null, 'KILN_USER_NOT_FOUND', `user ${name}`);
+      tx.changed('user', name);
+      tx.changed('token', '');
+    });
+  }
+
+  async createSession(s: Session): Promise<void> {
+    await this.db.insertInto('sessions').values({ hash: s.hash, user_name: s.user, created_at: s.createdAt, expires_at: s.expiresAt }).execute();
+  }
+
+  async findSession(hash: string, now: string): Promise<Session | null> {
+    const r = await this.db.selectFrom('sessions').selectAll().where('hash', '=', hash).where('expires_at', '>', now).executeTakeFirst();
+    return r === undefined ? null : { hash: r.hash, user: r.user_name, createdAt: r.created_at, expiresAt: r.expires_at };
+  }
+
+  async deleteSession(hash: string): Promise<void> {
+    await this.write(async (tx) => {
+      await tx.db.deleteFrom('sessions').where('hash', '=', hash).execute();
+      // Session caches key on the hash; 'token' empties them.
+      tx.changed('token', '');
+    });
+  }
+
+  async deleteExpiredSessions(now: string): Promise<number> {
+    const res = await this.db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
+  // ---------------------------------------------------------------- image setups and the boot queue
+
+  private setupRow(s: ImageSetup): Database['image_setups'] {
+    return { id: s.id, name: s.name, owner: s.owner, images: json(s.images), created_at: s.createdAt, updated_at: s.updatedAt, revision: s.revision };
+  }
+
+  async createImageSetup(s: ImageSetup): Promise<ImageSetup> {
+    await this.write(async (tx) => {
+      await tx.db.insertInto('image_setups').values(tx.setupRow(s)).execute();
+      tx.changed('image-setup', s.id);
+    });
+    return s;
+  }
+
+  async getImageSetup(id: string): Promise<ImageSetup | null> {
+    const r = await this.db.selectFrom('image_setups').selectAll().where('id', '=', id).executeTakeFirst();
+    return r === undefined ? null : toImageSetup(r);
+  }
+
+  async listImageSetups(filter: { owner?: string | undefined }): Promise<ImageSetup[]> {
+    let q = this.db.selectFrom('image_setups').selectAll();
+    if (filter.owner !== undefined) q = q.where('owner', '=', filter.owner);
+    return (await q.orderBy('created_at').orderBy('id').execute()).map(toImageSetup);
+  }
+
+  async replaceImageSetup(s: ImageSetup, expected: ExpectedRevision): Promise<ImageSetup> {
+    const { id, created_at: _c, ...row } = this.setupRow(s);
+    return this.write(async (tx) => {
+      const res = await tx.db.updateTable('image_setups').set(row).where('id', '=', id).where('revision', '=', expected ?? s.revision - 1).executeTakeFirst();
+      if (res.numUpdatedRows === 0n) await tx.missed((await tx.getImageSetup(id)) !== null, 'KILN_SETUP_NOT_FOUND', `image setup ${id}`);
+      tx.changed('image-setup', id);
+      return (await tx.getImageSetup(id))!;
+    });
+  }
+
+  async deleteImageSetup(id: string, expected: ExpectedRevision): Promise<void> {
+    await this.atomic(async (tx) => {
+      if (expected !== undefined) {
+        const cur = await tx.getImageSetup(id);
+        if (cur === null || cur.revision !== expected) await tx.missed(cur !== null, 'KILN_SETUP_NOT_FOUND', `image setup ${id}`);
+      }
+      await tx.db.deleteFrom('boot_queue').where('setup_id', '=', id).execute();
+      const res = await tx.db.deleteFrom('image_setups').where('id', '=', id).executeTakeFirst();
+      if (res.numDeletedRows === 0n) throw new KilnError('KILN_SETUP_NOT_FOUND', `no image setup ${id}`);
+      tx.changed('image-setup', id);
+    });
+  }
+
+  async enqueueBoot(e: Omit<BootQueueEntry, 'seq' | 'poppedAt'>): Promise<BootQueueEntry> {
+    const r = await this.db
+      .insertInto('boot_queue')
+      .values({ machine_id: e.machineId, setup_id: e.setup, update_images: e.update ? 1 : 0, actor: e.actor, created_at: e.createdAt, popped_at: null })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toQueueEntry(r);
+  }
+
+  async popBoot(machineId: string, at: string): Promise<BootQueueEntry | null> {
+    // Claim by a conditional UPDATE of the oldest entry; a concurrent popper that lost the row tries the next.
+    for (;;) {
+      const head = await this.db
+        .selectFrom('boot_queue')
+        .select('seq')
+        .where('machine_id', '=', machineId)
+        .where('popped_at', 'is', null)
+        .orderBy('seq')
+        .limit(1)
+        .executeTakeFirst();
+      if (head === undefined) return null;
+      const r = await this.db
+        .updateTable('boot_queue')
+        .set({ popped_at: at })
+        .where('seq', '=', head.seq)
+        .where('popped_at', 'is', null)
+        .returningAll()
+        .executeTakeFirst();
+      if (r !== undefined) return toQueueEntry(r);
+    }
+  }
+
+  async listBootQueue(machineId: string, opts: { popped: boolean; limit: number }): Promise<BootQueueEntry[]> {
+    let q = this.db.selectFrom('boot_queue').selectAll().where('machine_id', '=', machineId);
+    q = opts.popped ? q.where('popped_at', 'is not', null).orderBy('seq', 'desc') : q.where('popped_at', 'is', null).orderBy('seq');
+    return (await q.limit(opts.limit).execute()).map(toQueueEntry);
+  }
+
   // ---------------------------------------------------------------- secrets
 
   async ensureSecret(name: string, candidate: string, at: string): Promise<string> {
@@ -685,7 +944,7 @@ function toArtifact(r: Database['artifacts']): Artifact {
 }
 
 function toImage(r: Database['images']): Image {
-  return { name: r.name, description: r.description, labels: parse(r.labels), createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, revision: Number(r.revision) };
+  return { name: r.name, description: r.description, labels: parse(r.labels), owner: r.owner, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at, revision: Number(r.revision) };
 }
 
 function toChannel(r: Database['channels']): Channel {
@@ -699,6 +958,7 @@ function toProfile(r: Database['profiles']): Profile {
     image: r.channel !== null ? { image: r.image, channel: r.channel } : { image: r.image, version: r.version ?? '' },
     kernelArgs: parse(r.kernel_args),
     template: r.template,
+    payload: r.payload,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     revision: Number(r.revision),
@@ -713,14 +973,43 @@ export function toMachine(r: Database['machines'], macs: string[]): Machine {
   return {
     id: r.id, macs, uuid: r.uuid, serial: r.serial, hostname: r.hostname, labels: parse(r.labels), arch: r.arch as Arch | null,
     firmware: r.firmware as Firmware | null, state: r.state as MachineState, profile: r.profile, nextBoot: r.next_boot,
-    lastSeenAt: r.last_seen_at, createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision),
+    lastSeenAt: r.last_seen_at, createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision), payload: r.payload,
+    nextBootTaken: r.next_boot_taken !== null && r.next_boot_taken_at !== null ? { profile: r.next_boot_taken, at: r.next_boot_taken_at } : null,
+  };
+}
+
+function toPayload(r: Database['payloads']): Payload {
+  return {
+    name: r.name, description: r.description, directory: r.directory, schema: parse(r.schema), parameters: parse(r.parameters),
+    createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision),
+  };
+}
+
+function toUser(r: Database['users']): User {
+  return {
+    name: r.name, displayName: r.display_name, email: r.email, role: r.role as Role, externalId: r.external_id,
+    createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision),
+  };
+}
+
+function toImageSetup(r: Database['image_setups']): ImageSetup {
+  return { id: r.id, name: r.name, owner: r.owner, images: parse<SetupImage[]>(r.images), createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision) };
+}
+
+function toQueueEntry(r: Selectable<Database['boot_queue']>): BootQueueEntry {
+  return {
+    seq: Number(r.seq), machineId: r.machine_id, setup: r.setup_id, update: Number(r.update_images) === 1, actor: r.actor,
+    createdAt: r.created_at, poppedAt: r.popped_at,
   };
 }
 
 function rowToTokenLike(r: Database['tokens']): Token {
-  return { id: r.id, name: r.name, role: r.role as Role, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at };
+  return {
+    id: r.id, name: r.name, role: r.role as Role, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at,
+    user: r.user_name, machineId: r.machine_id,
+  };
 }
 
 function toToken(t: Token): Token {
-  return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt };
+  return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt, user: t.user, machineId: t.machineId };
 }

@@ -10,7 +10,7 @@ const at = '2026-01-01T00:00:00.000Z';
 const sha = (c: string) => c.repeat(64);
 const machine: Machine = {
   id: '0b7d3c1e-0000-4000-8000-000000000001', macs: ['52:54:00:12:34:56'], uuid: null, serial: 'SN123', hostname: 'node-1',
-  labels: { rack: 'r1' }, arch: 'x86_64', firmware: 'uefi', state: 'ready', profile: 'worker', nextBoot: null, lastSeenAt: null,
+  labels: { rack: 'r1' }, arch: 'x86_64', firmware: 'uefi', state: 'ready', profile: 'worker', nextBoot: null, nextBootTaken: null, payload: null, lastSeenAt: null,
   createdAt: at, updatedAt: at, revision: 1,
 };
 const artifacts: VersionArtifact[] = [
@@ -20,7 +20,7 @@ const artifacts: VersionArtifact[] = [
 ];
 const plan: BootPlan = {
   source: { kind: 'assignment' },
-  profile: { name: 'worker', description: '', image: { image: 'debian', channel: 'stable' }, kernelArgs: ['console=ttyS0', 'ip=${ip}'], template: null, createdAt: at, updatedAt: at, revision: 1 },
+  profile: { name: 'worker', description: '', image: { image: 'debian', channel: 'stable' }, kernelArgs: ['console=ttyS0', 'ip=${ip}'], template: null, payload: null, createdAt: at, updatedAt: at, revision: 1 },
   image: 'debian',
   channel: 'stable',
   version: { id: 'v1', image: 'debian', version: '12.5', arch: 'x86_64', cmdline: 'quiet', metadata: {}, artifacts, createdAt: at },

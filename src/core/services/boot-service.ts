@@ -56,6 +56,8 @@ export class BootService {
         state: 'discovered',
         profile: null,
         nextBoot: null,
+        nextBootTaken: null,
+        payload: null,
         lastSeenAt: at,
         createdAt: at,
         updatedAt: at,
@@ -83,7 +85,7 @@ export class BootService {
     let choice = await chooseProfile(this.cache, machine, sel, true);
     const at = this.clock.now().toISOString();
     if (choice?.source.kind === 'next-boot') {
-      if (await this.store.consumeNextBoot(machine.id, choice.profile)) {
+      if (await this.store.consumeNextBoot(machine.id, choice.profile, at)) {
         void this.recorder.record({ machineId: machine.id, at, kind: 'next-boot-consumed', detail: { profile: choice.profile }, state: null });
       } else {
         // Another boot took it between our read and our write: plan as if it were never there.

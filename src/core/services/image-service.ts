@@ -23,12 +23,13 @@ export class ImageService {
     private readonly ids: IdSource,
   ) {}
 
-  async create(input: { name: string; description?: string | undefined; labels?: Labels | undefined }): Promise<Image> {
+  async create(input: { name: string; description?: string | undefined; labels?: Labels | undefined; owner?: string | null | undefined }): Promise<Image> {
     const at = this.clock.now().toISOString();
     return this.store.createImage({
       name: validateName(input.name, 'image name'),
       description: input.description ?? '',
       labels: validateLabels(input.labels ?? {}, 'KILN_NAME_INVALID'),
+      owner: input.owner ?? null,
       createdAt: at,
       updatedAt: at,
       deletedAt: null,

@@ -48,6 +48,8 @@ export class MachineService {
       state: 'ready',
       profile: null,
       nextBoot: null,
+      nextBootTaken: null,
+      payload: null,
       lastSeenAt: null,
       createdAt: at,
       updatedAt: at,

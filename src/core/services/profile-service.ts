@@ -10,6 +10,8 @@ export interface ProfileInput {
   image: { image: string; channel?: string | undefined; version?: string | undefined };
   kernelArgs?: string[] | undefined;
   template?: string | null | undefined;
+  /** Payload for machines booting this profile that have none of their own. */
+  payload?: string | null | undefined;
 }
 
 /** Checks a template when a profile is saved, so a broken one never reaches a booting machine. */
@@ -39,6 +41,7 @@ export class ProfileService {
       image: ref,
       kernelArgs: (input.kernelArgs ?? []).map((a) => validateKernelArg(a)),
       template,
+      payload: input.payload == null ? null : validateName(input.payload, 'payload name'),
       createdAt: prev?.createdAt ?? at,
       updatedAt: at,
       revision: (prev?.revision ?? 0) + 1,
@@ -46,7 +49,13 @@ export class ProfileService {
   }
 
   async create(input: ProfileInput): Promise<Profile> {
-    return this.store.createProfile(this.build(input, null));
+    const p = this.build(input, null);
+    await this.checkPayload(p);
+    return this.store.createProfile(p);
+  }
+
+  private async checkPayload(p: Profile): Promise<void> {
+    if (p.payload !== null && (await this.store.getPayload(p.payload)) === null) throw new KilnError('KILN_PAYLOAD_NOT_FOUND', `no payload ${p.payload}`);
   }
 
   async get(name: string): Promise<Profile> {
@@ -61,7 +70,9 @@ export class ProfileService {
 
   async replace(name: string, input: Omit<ProfileInput, 'name'>, expected: ExpectedRevision): Promise<Profile> {
     const prev = await this.get(name);
-    return this.store.replaceProfile(this.build({ ...input, name }, prev), expected);
+    const p = this.build({ ...input, name }, prev);
+    await this.checkPayload(p);
+    return this.store.replaceProfile(p, expected);
   }
 
   async delete(name: string, expected: ExpectedRevision): Promise<void> {

@@ -32,7 +32,8 @@ export class TokenService {
     });
   }
 
-  async create(name: string, role: Role): Promise<{ token: Token; secret: string }> {
+  /** `scope`: a token acting for a user (their role caps it) or for one machine only. */
+  async create(name: string, role: Role, scope: { user?: string | null; machineId?: string | null } = {}): Promise<{ token: Token; secret: string }> {
     validateName(name, 'token name');
     if (!ROLES.includes(role)) throw new KilnError('KILN_REQUEST_INVALID', `role must be one of ${ROLES.join(', ')}`);
     const secret = `kiln_${this.ids.secret()}`;
@@ -44,6 +45,8 @@ export class TokenService {
       createdAt: this.clock.now().toISOString(),
       lastUsedAt: null,
       revokedAt: null,
+      user: scope.user ?? null,
+      machineId: scope.machineId ?? null,
     });
     return { token, secret };
   }
@@ -86,12 +89,15 @@ export class TokenService {
     return this.store.transaction(async (tx) => {
       if ((await tx.countTokens('admin')) > 0) return null;
       const secret = `kiln_${this.ids.secret()}`;
-      await tx.createToken({ id: this.ids.id(), name: 'admin', role: 'admin', hash: hashToken(secret), createdAt: this.clock.now().toISOString(), lastUsedAt: null, revokedAt: null });
+      await tx.createToken({
+        id: this.ids.id(), name: 'admin', role: 'admin', hash: hashToken(secret), createdAt: this.clock.now().toISOString(), lastUsedAt: null, revokedAt: null,
+        user: null, machineId: null,
+      });
       return secret;
     }, { serialize: 'bootstrap-admin' });
   }
 }
 
 function strip(t: Token & { hash?: string }): Token {
-  return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt };
+  return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt, user: t.user, machineId: t.machineId };
 }

@@ -183,7 +183,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       it('create / get / list', async () => {
         const created = await c.images.create({ name: 'ubuntu', description: 'Ubuntu', labels: { os: 'linux', 'kiln.io/tier': 'gold_1' } });
         await c.images.create({ name: 'alpine' });
-        expect(created).toMatchObject({ name: 'ubuntu', description: 'Ubuntu', deletedAt: null, revision: 1 });
+        expect(created).toMatchObject({ name: 'ubuntu', description: 'Ubuntu', deletedAt: null, revision: 1, owner: null });
         expect(await store.getImage('ubuntu')).toEqual(created);
         expect(await c.images.get('ubuntu')).toEqual(created);
         expect((await c.images.list({ deleted: false })).map((i) => i.name)).toEqual(['alpine', 'ubuntu']);
@@ -825,21 +825,21 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         const m = await c.machines.create({ macs: [mac(1)] });
         const set = await c.machines.setNextBoot(m.id, 'p-next', 1);
         expect(set.nextBoot).toBe('p-next');
-        expect(await store.consumeNextBoot(m.id, 'other-profile')).toBe(false);
-        const results = await Promise.all(Array.from({ length: 20 }, () => store.consumeNextBoot(m.id, 'p-next')));
+        expect(await store.consumeNextBoot(m.id, 'other-profile', 't')).toBe(false);
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.consumeNextBoot(m.id, 'p-next', 't')));
         expect(results.filter((r) => r)).toHaveLength(1);
         const after = await store.getMachine(m.id);
         expect(after?.nextBoot).toBeNull();
         expect(after!.revision).toBeGreaterThan(set.revision);
-        expect(await store.consumeNextBoot(m.id, 'p-next')).toBe(false);
-        expect(await store.consumeNextBoot('no-such-machine', 'p-next')).toBe(false);
+        expect(await store.consumeNextBoot(m.id, 'p-next', 't')).toBe(false);
+        expect(await store.consumeNextBoot('no-such-machine', 'p-next', 't')).toBe(false);
       });
 
       it('consumeNextBoot: concurrent calls each in their own transaction still give one winner', async () => {
         await bootable(['p-next']);
         const m = await c.machines.create({ macs: [mac(1)] });
         await c.machines.setNextBoot(m.id, 'p-next', undefined);
-        const results = await Promise.all(Array.from({ length: 20 }, () => store.transaction((tx) => tx.consumeNextBoot(m.id, 'p-next'))));
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.transaction((tx) => tx.consumeNextBoot(m.id, 'p-next', 't'))));
         expect(results.filter((r) => r)).toHaveLength(1);
       });
 
@@ -970,7 +970,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         store.onChange((ch) => seen.push(ch));
         let seenInside = -1;
         await store.transaction(async (tx) => {
-          await tx.createImage({ name: 'os', description: '', labels: {}, createdAt: 't', updatedAt: 't', deletedAt: null, revision: 1 });
+          await tx.createImage({ name: 'os', description: '', labels: {}, createdAt: 't', updatedAt: 't', deletedAt: null, revision: 1, owner: null });
           await tx.updateImage('os', { description: 'x' }, 't2', 1);
           seenInside = seen.length;
         });
@@ -984,8 +984,8 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         const boom = new Error('boom');
         await expect(
           store.transaction(async (tx) => {
-            await tx.createImage({ name: 'os', description: '', labels: {}, createdAt: 't', updatedAt: 't', deletedAt: null, revision: 1 });
-            await tx.createToken({ id: randomUUID(), name: 't', role: 'admin', hash: sha('t'), createdAt: 't', lastUsedAt: null, revokedAt: null });
+            await tx.createImage({ name: 'os', description: '', labels: {}, createdAt: 't', updatedAt: 't', deletedAt: null, revision: 1, owner: null });
+            await tx.createToken({ id: randomUUID(), name: 't', role: 'admin', hash: sha('t'), createdAt: 't', lastUsedAt: null, revokedAt: null, user: null, machineId: null });
             throw boom;
           }),
         ).rejects.toBe(boom);

@@ -161,8 +161,89 @@ const secrets: Migration = {
   },
 };
 
+/**
+ * What the compat layers (ncore-api, pixiecore, BAAS) need, as native Kiln data: payloads, users
+ * and their sessions, image owners, image setups and the per-machine boot queue.
+ */
+function compat(dialect: DialectName): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('payloads')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('description', 'text', (c) => c.notNull())
+        .addColumn('directory', 'text', (c) => c.notNull())
+        .addColumn('schema', 'text', (c) => c.notNull())
+        .addColumn('parameters', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable('machines').addColumn('payload', 'text', (c) => c.references('payloads.name')).execute();
+      await db.schema.alterTable('machines').addColumn('next_boot_taken', 'text').execute();
+      await db.schema.alterTable('machines').addColumn('next_boot_taken_at', 'text').execute();
+      await db.schema.alterTable('profiles').addColumn('payload', 'text', (c) => c.references('payloads.name')).execute();
+      await db.schema
+        .createTable('users')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('display_name', 'text', (c) => c.notNull())
+        .addColumn('email', 'text', (c) => c.unique())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('external_id', 'text', (c) => c.unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('sessions')
+        .addColumn('hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_name', 'text', (c) => c.notNull().references('users.name').onDelete('cascade'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('sessions_user').on('sessions').column('user_name').execute();
+      await db.schema.alterTable('tokens').addColumn('user_name', 'text', (c) => c.references('users.name').onDelete('cascade')).execute();
+      await db.schema.alterTable('tokens').addColumn('machine_id', 'text', (c) => c.references('machines.id').onDelete('cascade')).execute();
+      await db.schema.alterTable('images').addColumn('owner', 'text', (c) => c.references('users.name')).execute();
+      await db.schema
+        .createTable('image_setups')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('owner', 'text', (c) => c.references('users.name').onDelete('cascade'))
+        .addColumn('images', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('revision', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('boot_queue')
+        .addColumn('seq', sql`${serial(dialect)}`)
+        .addColumn('machine_id', 'text', (c) => c.notNull().references('machines.id').onDelete('cascade'))
+        .addColumn('setup_id', 'text', (c) => c.notNull().references('image_setups.id').onDelete('cascade'))
+        .addColumn('update_images', 'integer', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('popped_at', 'text')
+        .execute();
+      await db.schema.createIndex('boot_queue_machine').on('boot_queue').columns(['machine_id', 'seq']).execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('boot_queue').execute();
+      await db.schema.dropTable('image_setups').execute();
+      await db.schema.alterTable('images').dropColumn('owner').execute();
+      await db.schema.alterTable('tokens').dropColumn('machine_id').execute();
+      await db.schema.alterTable('tokens').dropColumn('user_name').execute();
+      await db.schema.dropTable('sessions').execute();
+      await db.schema.dropTable('users').execute();
+      await db.schema.alterTable('profiles').dropColumn('payload').execute();
+      for (const c of ['next_boot_taken_at', 'next_boot_taken', 'payload']) await db.schema.alterTable('machines').dropColumn(c).execute();
+      await db.schema.dropTable('payloads').execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: DialectName): MigrationProvider {
   return {
-    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect), '0002_secrets': secrets }),
+    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect) }),
   };
 }

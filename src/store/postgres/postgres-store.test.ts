@@ -12,7 +12,7 @@ import { decodeChanges, encodeChanges, openPostgresStore } from './postgres-stor
 
 if (pgUrl === null) console.warn(`PostgreSQL store tests skipped: ${pgSkipReason}`);
 
-const image = (name: string) => ({ name, description: '', labels: {}, createdAt: 't', updatedAt: 't', deletedAt: null, revision: 1 });
+const image = (name: string) => ({ name, description: '', labels: {}, createdAt: 't', updatedAt: 't', deletedAt: null, revision: 1, owner: null });
 
 async function query<T>(url: string, text: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
@@ -41,7 +41,7 @@ describe.skipIf(pgUrl === null)('PostgresStore', () => {
       const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore({ url })));
       try {
         const rows = await query<{ name: string }>(url, 'select name from kysely_migration order by name');
-        expect(rows.map((r) => r.name)).toEqual(['0001_initial', '0002_secrets']);
+        expect(rows.map((r) => r.name)).toEqual(['0001_initial', '0002_secrets', '0003_compat']);
         await stores[0]!.createImage(image('os'));
         expect(await stores[2]!.getImage('os')).not.toBeNull();
       } finally {
@@ -58,10 +58,10 @@ describe.skipIf(pgUrl === null)('PostgresStore', () => {
       const { Kysely, PostgresDialect } = await import('kysely');
       const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
       try {
-        expect((await migrationStatus(db, 'postgres')).map((m) => m.appliedAt !== null)).toEqual([true, true]);
-        expect(await migrateDown(db, 'postgres', 5)).toEqual(['0002_secrets', '0001_initial']);
+        expect((await migrationStatus(db, 'postgres')).map((m) => m.appliedAt !== null)).toEqual([true, true, true]);
+        expect(await migrateDown(db, 'postgres', 5)).toEqual(['0003_compat', '0002_secrets', '0001_initial']);
         expect(await query(url, "select 1 from information_schema.tables where table_name = 'machines'")).toEqual([]);
-        expect(await migrateToLatest(db, 'postgres')).toEqual(['0001_initial', '0002_secrets']);
+        expect(await migrateToLatest(db, 'postgres')).toEqual(['0001_initial', '0002_secrets', '0003_compat']);
         expect(await migrateToLatest(db, 'postgres')).toEqual([]);
       } finally {
         await db.destroy();
@@ -92,7 +92,7 @@ describe.skipIf(pgUrl === null)('PostgresStore', () => {
         await a.createImage(image('os'));
         await a.transaction(async (tx) => {
           await tx.updateImage('os', { description: 'x' }, 't2', undefined);
-          await tx.createProfile({ name: 'p', description: '', image: { image: 'os', channel: 'stable' }, kernelArgs: [], template: null, createdAt: 't', updatedAt: 't', revision: 1 });
+          await tx.createProfile({ name: 'p', description: '', image: { image: 'os', channel: 'stable' }, kernelArgs: [], template: null, payload: null, createdAt: 't', updatedAt: 't', revision: 1 });
         });
         await until('b to hear both writes', () => seenB.length >= 3);
         expect(seenB).toEqual([{ entity: 'image', key: 'os' }, { entity: 'image', key: 'os' }, { entity: 'profile', key: 'p' }]);

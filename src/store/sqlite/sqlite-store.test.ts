@@ -26,15 +26,15 @@ describe('SqliteStore on a file', () => {
   it('keeps its data when reopened; migrations run again without harm', async () => {
     const path = await freshPath();
     const first = await openSqliteStore({ path });
-    await first.createImage({ name: 'os', description: 'kept', labels: { a: 'b' }, createdAt: 't1', updatedAt: 't1', deletedAt: null, revision: 1 });
+    await first.createImage({ name: 'os', description: 'kept', labels: { a: 'b' }, createdAt: 't1', updatedAt: 't1', deletedAt: null, revision: 1, owner: null });
     await first.putArtifact({ sha256: 'a'.repeat(64), size: 5, mediaType: 'application/octet-stream', createdAt: 't1' });
     await first.close();
 
     const second = await openSqliteStore({ path });
     try {
-      expect(await second.getImage('os')).toEqual({ name: 'os', description: 'kept', labels: { a: 'b' }, createdAt: 't1', updatedAt: 't1', deletedAt: null, revision: 1 });
+      expect(await second.getImage('os')).toEqual({ name: 'os', description: 'kept', labels: { a: 'b' }, createdAt: 't1', updatedAt: 't1', deletedAt: null, revision: 1, owner: null });
       expect((await second.listArtifacts()).map((a) => a.sha256)).toEqual(['a'.repeat(64)]);
-      await second.createImage({ name: 'os2', description: '', labels: {}, createdAt: 't2', updatedAt: 't2', deletedAt: null, revision: 1 });
+      await second.createImage({ name: 'os2', description: '', labels: {}, createdAt: 't2', updatedAt: 't2', deletedAt: null, revision: 1, owner: null });
     } finally {
       await second.close();
     }
