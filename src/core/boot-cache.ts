@@ -55,6 +55,9 @@ export class BootCache {
         break;
       case 'artifact':
       case 'token':
+      case 'payload':
+      case 'user':
+      case 'image-setup':
         break;
     }
   }
