@@ -19,7 +19,8 @@ export const Problem = Type.Object(
 export const Artifact = Type.Object({ sha256: Sha256, size: Type.Integer(), mediaType: Type.String(), createdAt: Timestamp });
 
 export const Image = Type.Object({
-  name: Name, description: Type.String(), labels: Labels, createdAt: Timestamp, updatedAt: Timestamp,
+  name: Name, description: Type.String(), labels: Labels, owner: Type.Union([Type.Null(), Type.String()], { description: 'the user who owns the image (BAAS); null: the installation' }),
+  createdAt: Timestamp, updatedAt: Timestamp,
   deletedAt: Type.Union([Timestamp, Type.Null()]), revision: Type.Integer(),
 });
 export const ImageCreate = Type.Object({ name: Name, description: Type.Optional(Type.String({ maxLength: 1024 })), labels: Type.Optional(Labels) }, { additionalProperties: false });
@@ -58,13 +59,16 @@ const ImageRef = Type.Object(
 );
 export const Profile = Type.Object({
   name: Name, description: Type.String(), image: ImageRef, kernelArgs: Type.Array(Type.String()),
-  template: Type.Union([Type.String(), Type.Null()]), createdAt: Timestamp, updatedAt: Timestamp, revision: Type.Integer(),
+  template: Type.Union([Type.String(), Type.Null()]),
+  payload: Type.Union([Type.Null(), Name], { description: 'payload for machines booting this profile that have none of their own' }),
+  createdAt: Timestamp, updatedAt: Timestamp, revision: Type.Integer(),
 });
 const profileBody = {
   description: Type.Optional(Type.String({ maxLength: 1024 })),
   image: ImageRef,
   kernelArgs: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1024 }), { maxItems: 256 })),
   template: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 65536 })])),
+  payload: Type.Optional(Type.Union([Type.Null(), Name])),
 };
 export const ProfileCreate = Type.Object({ name: Name, ...profileBody }, { additionalProperties: false });
 export const ProfileReplace = Type.Object(profileBody, { additionalProperties: false });
@@ -91,6 +95,8 @@ export const Machine = Type.Object({
   id: Type.String(), macs: Type.Array(Type.String()), uuid: Nullable(Type.String()), serial: Nullable(Type.String()),
   hostname: Nullable(Type.String()), labels: Labels, arch: Nullable(Arch), firmware: Nullable(Firmware),
   state: Type.Union([Type.Literal('discovered'), Type.Literal('ready'), Type.Literal('booting'), Type.Literal('booted'), Type.Literal('failed')]), profile: Nullable(Name), nextBoot: Nullable(Name), lastSeenAt: Nullable(Timestamp),
+  nextBootTaken: Nullable(Type.Object({ profile: Name, at: Timestamp }, { description: 'the last next boot a boot took, and when' })),
+  payload: Nullable(Name),
   createdAt: Timestamp, updatedAt: Timestamp, revision: Type.Integer(),
 });
 const machineFields = {
@@ -102,6 +108,23 @@ const Macs = Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems:
 export const MachineCreate = Type.Object({ macs: Macs, ...machineFields }, { additionalProperties: false });
 export const MachinePatch = Type.Object({ macs: Type.Optional(Macs), ...machineFields }, { additionalProperties: false });
 export const ProfileChoice = Type.Object({ profile: Name }, { additionalProperties: false });
+export const PayloadChoice = Type.Object({ payload: Name }, { additionalProperties: false });
+
+const ParameterName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' });
+export const Payload = Type.Object({
+  name: Name, description: Type.String(), directory: Type.String({ description: "where the machine finds the payload's scripts (ncore PayloadDirectory)" }),
+  schema: Type.Array(Type.String(), { description: 'parameter names the payload takes' }),
+  parameters: Type.Record(Type.String(), Type.String(), { description: 'values, only for names in the schema' }),
+  createdAt: Timestamp, updatedAt: Timestamp, revision: Type.Integer(),
+});
+const payloadBody = {
+  description: Type.Optional(Type.String({ maxLength: 1024 })),
+  directory: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  schema: Type.Optional(Type.Array(ParameterName, { maxItems: 256 })),
+  parameters: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 16384 }))),
+};
+export const PayloadCreate = Type.Object({ name: Name, ...payloadBody }, { additionalProperties: false });
+export const PayloadPatch = Type.Object(payloadBody, { additionalProperties: false });
 export const BootEvent = Type.Object({
   id: Type.Integer(), machineId: Type.String(), at: Timestamp, kind: Type.String(), detail: Type.Record(Type.String(), Type.Unknown()),
 });
@@ -118,6 +141,8 @@ export const BootPlanView = Type.Object({
 
 export const Token = Type.Object({
   id: Type.String(), name: Type.String(), role: Role, createdAt: Timestamp, lastUsedAt: Nullable(Timestamp), revokedAt: Nullable(Timestamp),
+  user: Nullable(Type.String({ description: 'the user this token acts for' })),
+  machineId: Nullable(Type.String({ description: 'a machine-scoped token (a management OS) acts for this machine only' })),
 });
 export const TokenCreate = Type.Object({ name: Name, role: Role }, { additionalProperties: false });
 export const TokenCreated = Type.Object({ ...Token.properties, secret: Type.String({ description: 'shown once' }) });

@@ -80,6 +80,7 @@ export const errorCatalogue = {
   KILN_SCHEMA_NEWER: { kind: 'unavailable', title: 'The database schema is newer than this Kiln' },
   KILN_SCHEMA_MIGRATION_FAILED: { kind: 'internal', title: 'A schema migration failed and was rolled back' },
   KILN_INTERNAL: { kind: 'internal', title: 'Unexpected internal error' },
+  KILN_LOGIN_DISABLED: { kind: 'not_found', title: 'Browser login is not configured (login.provider none)' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

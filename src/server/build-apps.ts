@@ -40,6 +40,8 @@ export interface AppOptions {
 export interface CompatOptions {
   links: ArtifactLinkOptions;
   ncore: NcoreSettings | null;
+  /** Reported as ncore's ImageBucket: the S3 bucket Kiln keeps artifacts in, or `kiln`. */
+  bucket: string;
   pixiecore: PixiecoreSettings | null;
   baas: { prefix: string } | null;
   login: Omit<LoginRouteOptions, 'services'>;
@@ -118,7 +120,7 @@ export async function registerBoot(app: FastifyInstance, opts: AppOptions): Prom
     const compat = opts.compat;
     if (compat !== undefined) {
       const links = new ArtifactLinks(opts.services, compat.links);
-      if (compat.ncore !== null) await boot.register(ncoreRoutes, { services: opts.services, links, settings: compat.ncore, publicUrl: opts.boot.publicUrl });
+      if (compat.ncore !== null) await boot.register(ncoreRoutes, { services: opts.services, links, settings: compat.ncore, publicUrl: opts.boot.publicUrl, bucket: compat.bucket });
       if (compat.pixiecore !== null) await boot.register(pixiecoreRoutes, { services: opts.services, links, settings: compat.pixiecore, publicUrl: opts.boot.publicUrl });
     }
   });

@@ -169,6 +169,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
           // Compat URLs expire like ncore's presigned ones (900 s), signed with the shared boot URL key.
           links: { signer: new UrlSigner(urlKey, config.boot.presignTtlSeconds), ttlSeconds: config.boot.presignTtlSeconds, presign: config.blobs.url !== null },
           ncore: config.compat.ncore.enabled ? config.compat.ncore : null,
+          bucket: config.blobs.url?.bucket ?? 'kiln',
           pixiecore: config.compat.pixiecore.enabled ? config.compat.pixiecore : null,
           baas: config.compat.baas.enabled ? config.compat.baas : null,
           login: {

@@ -21,10 +21,12 @@ export class ArtifactLinks {
   }
 
   /** The object store's own URL when it can presign; machines then fetch without passing through Kiln. */
-  async url(base: string, artifact: { sha256: string; name: string }, mac: string): Promise<string> {
+  /** `mac`: the machine the URL is for (its artifact events land in that machine's timeline); null for none. */
+  async url(base: string, artifact: { sha256: string; name: string }, mac: string | null): Promise<string> {
     if (this.opts.presign) return this.services.artifacts.presignedUrl(artifact.sha256, this.opts.ttlSeconds);
     const path = `/boot/artifacts/${artifact.sha256}/${encodeURIComponent(artifact.name)}`;
-    const q = `mac=${mac}`;
-    return `${base}${path}?${q}&${this.opts.signer.sign(`${path}?${q}`, this.services.clock.now().getTime())}`;
+    // The artifact route verifies `<path>?mac=<mac or nothing>`.
+    const signature = this.opts.signer.sign(`${path}?mac=${mac ?? ''}`, this.services.clock.now().getTime());
+    return `${base}${path}?${mac !== null ? `mac=${mac}&` : ''}${signature}`;
   }
 }

@@ -11,6 +11,7 @@ import { problemOf, sendProblem } from '../../api/problem.js';
 import { buildScriptModel, renderBootScript, renderChainScript, renderNoPlanScript } from '../ipxe/render-ipxe-script.js';
 import type { TemplateRenderer } from '../ipxe/template-renderer.js';
 import type { UrlSigner } from '../url-signer.js';
+import { requestBaseUrl } from './request-base-url.js';
 import { sendArtifact } from './send-artifact.js';
 import { resolveTftpPath } from '../../pxe/tftp/resolve-tftp-path.js';
 import { createReadStream } from 'node:fs';
@@ -31,7 +32,6 @@ export interface BootHttpOptions {
   filesRoot: string | null;
 }
 
-const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const BOOT_FILE = /^[A-Za-z0-9._-]{1,128}$/;
 const PLATFORM = /^[a-z0-9_-]{1,32}$/;
@@ -73,14 +73,7 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, _body, done) => done(null, undefined));
 
-  function baseUrl(req: FastifyRequest): string {
-    if (opts.publicUrl !== null) return opts.publicUrl;
-    const host = req.headers.host;
-    // A forged Host must not reach a script: fall back to the address the request came in on.
-    if (host !== undefined && HOST.test(host)) return `http://${host}`;
-    const local = req.socket.localAddress ?? '127.0.0.1';
-    return `http://${local.includes(':') ? `[${local}]` : local}:${req.socket.localPort ?? 80}`;
-  }
+  const baseUrl = (req: FastifyRequest): string => requestBaseUrl(req, opts.publicUrl);
 
   function text(reply: FastifyReply, body: string): FastifyReply {
     return reply.type('text/plain; charset=utf-8').header('Cache-Control', 'no-store').send(body);

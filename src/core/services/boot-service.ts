@@ -75,8 +75,12 @@ export class BootService {
     }
   }
 
-  /** Decides this boot. Takes the machine's next boot if it has one; only one concurrent boot can take it. */
-  async decide(facts: BootFacts, otherMacs: readonly string[] = []): Promise<BootDecision> {
+  /**
+   * Decides this boot. Takes the machine's next boot if it has one; only one concurrent boot can take it.
+   * `repeatWindowMs`: for clients that ask several times per boot (pixiecore), a next boot taken this
+   * recently is served again instead of falling back to the machine's usual plan.
+   */
+  async decide(facts: BootFacts, otherMacs: readonly string[] = [], opts: { repeatWindowMs?: number } = {}): Promise<BootDecision> {
     let { machine } = await this.identify(facts, otherMacs);
     if (machine === null) {
       return { machine: null, outcome: { plan: null, reason: 'this machine is not registered, and enrollment of unknown machines is off' } };
@@ -84,7 +88,11 @@ export class BootService {
     const sel = selectionFacts(machine, { ...pickDefined(facts), mac: facts.mac });
     let choice = await chooseProfile(this.cache, machine, sel, true);
     const at = this.clock.now().toISOString();
-    if (choice?.source.kind === 'next-boot') {
+    const taken = machine.nextBootTaken;
+    if (choice?.source.kind !== 'next-boot' && taken !== null && opts.repeatWindowMs !== undefined && Date.parse(at) - Date.parse(taken.at) <= opts.repeatWindowMs) {
+      // The boot's first request took the next boot; this is the same boot asking again.
+      choice = { profile: taken.profile, source: { kind: 'next-boot' } };
+    } else if (choice?.source.kind === 'next-boot') {
       if (await this.store.consumeNextBoot(machine.id, choice.profile, at)) {
         void this.recorder.record({ machineId: machine.id, at, kind: 'next-boot-consumed', detail: { profile: choice.profile }, state: null });
       } else {
@@ -105,9 +113,12 @@ export class BootService {
     return { machine, outcome };
   }
 
-  /** What the machine would boot now and why, without taking its next boot or recording anything. */
-  async explain(machine: Machine): Promise<PlanOutcome> {
-    const sel = selectionFacts(machine, {});
+  /**
+   * What the machine would boot now and why, without taking its next boot or recording anything.
+   * `address`: the client address, for subnet selectors (a machine's address is not stored).
+   */
+  async explain(machine: Machine, address?: string): Promise<PlanOutcome> {
+    const sel = selectionFacts(machine, address === undefined ? {} : { address });
     const reader = storeReader(this.store);
     return resolvePlan(reader, await chooseProfile(reader, machine, sel, true), sel.arch);
   }

@@ -184,6 +184,12 @@ export class ImageService {
     });
   }
 
+  /** Removes a channel and its history (profiles naming it then have nothing to boot). */
+  async deleteChannel(imageName: string, channel: string): Promise<void> {
+    await this.get(imageName, true);
+    await this.store.deleteChannel(imageName, channel);
+  }
+
   async rollback(imageName: string, channel: string, actor: string, expected: ExpectedRevision): Promise<Channel> {
     return this.store.transaction(async (tx) => {
       const image = await tx.getImage(imageName);

@@ -65,6 +65,11 @@ export class MachineService {
     return m;
   }
 
+  /** Machines with a MAC ending in these octets (`aa:bb:cc`), e.g. ncore's `gXXXXXX` host names. */
+  async findByMacSuffix(suffix: string, limit: number): Promise<Machine[]> {
+    return this.store.findMachinesByMacSuffix(suffix, limit);
+  }
+
   async list(filter: MachineFilter): Promise<Machine[]> {
     return this.store.listMachines(filter);
   }
