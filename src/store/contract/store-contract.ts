@@ -21,6 +21,7 @@ import { MachineService } from '../../core/services/machine-service.js';
 import { ProfileService } from '../../core/services/profile-service.js';
 import { hashToken, TokenService } from '../../core/services/token-service.js';
 import type { Artifact, Machine } from '../../core/types.js';
+import { compatStoreCases } from './compat-store-cases.js';
 
 // ---------------------------------------------------------------- seams
 
@@ -1071,5 +1072,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         expect(await store.countTokens('admin')).toBe(1);
       });
     });
+
+    compatStoreCases(() => store);
   });
 }
