@@ -307,4 +307,22 @@ describe('kiln CLI against a real server', () => {
     expect(plan1.version.version).toBe('1');
     expect(channels).toEqual([expect.objectContaining({ name: 'stable', version: '1' })]);
   });
+
+  it('manages payloads and gives one to a machine and to a profile', async () => {
+    const created = await kj(['payload', 'create', 'kube-worker', '--param', 'apiserver=api.example', '--param', 'join_token=abc', '--schema', 'apiserver,join_token,ca_cert_hash']);
+    expect(created).toMatchObject({ name: 'kube-worker', directory: 'kube-worker', schema: ['apiserver', 'ca_cert_hash', 'join_token'], parameters: { apiserver: 'api.example', join_token: 'abc' } });
+    const updated = await kj(['payload', 'update', 'kube-worker', '--param', 'ca_cert_hash=sha256:1', '--unset', 'join_token']);
+    expect(updated).toMatchObject({ parameters: { apiserver: 'api.example', ca_cert_hash: 'sha256:1' }, revision: 2 });
+    const bad = await kiln(['payload', 'update', 'kube-worker', '--schema', 'other']);
+    expect(bad.code).toBe(6);
+    expect(bad.stderr).toContain('KILN_PAYLOAD_INVALID');
+    expect(await kj(['machine', 'payload', MAC, 'kube-worker'])).toMatchObject({ payload: 'kube-worker' });
+    const inUse = await kiln(['payload', 'delete', 'kube-worker']);
+    expect(inUse.code).toBe(4);
+    expect(await kj(['machine', 'payload', MAC, '--clear'])).toMatchObject({ payload: null });
+    expect(await kj(['profile', 'update', 'worker', '--payload', 'kube-worker'])).toMatchObject({ payload: 'kube-worker' });
+    expect(await kj(['profile', 'update', 'worker', '--description', 'kept payload'])).toMatchObject({ payload: 'kube-worker' });
+    expect(await kj(['profile', 'update', 'worker', '--clear-payload'])).toMatchObject({ payload: null });
+    expect(await kj(['payload', 'delete', 'kube-worker'])).toEqual({ deleted: 'kube-worker' });
+  });
 });

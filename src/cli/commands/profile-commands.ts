@@ -14,6 +14,7 @@ interface ProfileOptions {
   kernelArg?: string[];
   templateFile?: string;
   description?: string;
+  payload?: string;
 }
 
 async function readTemplate(path: string): Promise<string> {
@@ -41,6 +42,7 @@ function printProfile(format: OutputFormat, p: Profile): void {
     image: ref,
     kernelArgs: p.kernelArgs.length > 0 ? p.kernelArgs.join(' ') : null,
     template: template === null ? 'built-in' : 'custom (below)',
+    payload: p.payload,
     createdAt: p.createdAt,
     updatedAt: p.updatedAt,
     revision: p.revision,
@@ -54,7 +56,8 @@ function commonOptions(cmd: Command, update: boolean): Command {
     .option('--version <version>', 'boot this version of the image (pinned)')
     .option('--kernel-arg <arg>', update ? 'kernel argument (repeatable; replaces the list)' : 'kernel argument (repeatable)', collect)
     .option('--template-file <file>', 'LiquidJS template producing the whole iPXE script (default: the built-in script)')
-    .option('--description <text>', 'what the profile is for');
+    .option('--description <text>', 'what the profile is for')
+    .option('--payload <name>', 'payload for machines booting this profile that have none of their own');
 }
 
 export function profileCommands(profile: Command): void {
@@ -63,7 +66,7 @@ export function profileCommands(profile: Command): void {
       const { client, output } = contextOf(cmd);
       const image = imageRef(opts.image!, opts.channel, opts.version);
       const template = opts.templateFile !== undefined ? await readTemplate(opts.templateFile) : undefined;
-      const p = await client.post<Profile>('/profiles', { name, image, kernelArgs: opts.kernelArg, template, description: opts.description });
+      const p = await client.post<Profile>('/profiles', { name, image, kernelArgs: opts.kernelArg, template, description: opts.description, payload: opts.payload });
       printProfile(output, p);
     });
 
@@ -89,12 +92,14 @@ export function profileCommands(profile: Command): void {
   commonOptions(verb(profile, 'update <name>', 'change a profile (only what is given; refused if it changed meanwhile)').option('--image <image>', 'image to boot'), true)
     .option('--clear-kernel-args', 'remove all kernel arguments')
     .option('--clear-template', 'go back to the built-in iPXE script')
-    .action(async (name: string, opts: ProfileOptions & { clearKernelArgs?: boolean; clearTemplate?: boolean }, cmd: Command) => {
+    .option('--clear-payload', 'remove the payload')
+    .action(async (name: string, opts: ProfileOptions & { clearKernelArgs?: boolean; clearTemplate?: boolean; clearPayload?: boolean }, cmd: Command) => {
       const { client, output } = contextOf(cmd);
       if (opts.clearKernelArgs === true && opts.kernelArg !== undefined) throw usageError('give --kernel-arg or --clear-kernel-args, not both');
       if (opts.clearTemplate === true && opts.templateFile !== undefined) throw usageError('give --template-file or --clear-template, not both');
       if (opts.channel !== undefined && opts.version !== undefined) throw usageError('give --channel or --version, not both');
-      const given = [opts.image, opts.channel, opts.version, opts.kernelArg, opts.templateFile, opts.description, opts.clearKernelArgs, opts.clearTemplate];
+      if (opts.clearPayload === true && opts.payload !== undefined) throw usageError('give --payload or --clear-payload, not both');
+      const given = [opts.image, opts.channel, opts.version, opts.kernelArg, opts.templateFile, opts.description, opts.clearKernelArgs, opts.clearTemplate, opts.payload, opts.clearPayload];
       if (given.every((v) => v === undefined)) throw usageError('nothing to update: give at least one option');
       const template = opts.templateFile !== undefined ? await readTemplate(opts.templateFile) : undefined;
 
@@ -108,6 +113,7 @@ export function profileCommands(profile: Command): void {
         description: opts.description ?? cur.description,
         image: imageRef(opts.image ?? cur.image.image, channel, version),
         kernelArgs: opts.clearKernelArgs === true ? [] : (opts.kernelArg ?? cur.kernelArgs),
+        payload: opts.clearPayload === true ? null : (opts.payload ?? cur.payload),
         ...(keptTemplate !== null ? { template: keptTemplate } : {}),
       };
       const res = await client.request<Profile>('PUT', `/profiles/${seg(name)}`, { json: body, headers: ifMatch(etag) });
