@@ -196,7 +196,7 @@ export function compatStoreCases(get: () => Store): void {
       const first = await store.popBoot(m1.id, '2030-01-03T00:00:00.000Z');
       expect(first).toMatchObject({ actor: 'a0', update: true, poppedAt: '2030-01-03T00:00:00.000Z' });
       const popped = await Promise.all(Array.from({ length: 8 }, () => store.popBoot(m1.id, T)));
-      const got = popped.filter((p) => p !== null).map((p) => p!.actor);
+      const got = popped.filter((p) => p !== null).map((p) => p.actor);
       expect(got.sort()).toEqual(['a1', 'a2', 'a3', 'a4', 'a5']);
       expect(await store.popBoot(m1.id, T)).toBeNull();
       expect((await store.listBootQueue(m1.id, { popped: true, limit: 2 })).map((e) => e.actor)).toHaveLength(2);
