@@ -88,7 +88,8 @@ export function checkSameOrigin(req: FastifyRequest): void {
   } catch {
     host = null;
   }
-  if (host === null || host !== req.headers.host) throw new KilnError('KILN_AUTH_FORBIDDEN', 'a cross-site request may not use the login session');
+  // req.host: the Host header, or X-Forwarded-Host from a trusted proxy.
+  if (host === null || host !== req.host) throw new KilnError('KILN_AUTH_FORBIDDEN', 'a cross-site request may not use the login session');
 }
 
 /** Sessions act through the same request.token as tokens do (actor names, whoami). */

@@ -69,7 +69,7 @@ export function buildServices(
     boot: new BootService(store, cache, recorder, clock, ids, { enrollUnknown: opts.enrollUnknown }),
     payloads: new PayloadService(store, clock),
     users: new UserService(store, clock, ids, opts.users ?? { defaultRole: 'viewer', sessionTtlHours: 8 }),
-    setups: new ImageSetupService(store, clock, ids),
+    setups: new ImageSetupService(store, clock, ids, blobs),
     clock,
   };
   return { services, templates, cache, recorder };

@@ -607,9 +607,13 @@ export class KyselyStore implements Store {
       const res = await tx.db.updateTable('machines').set({ revision: cur!.revision }).where('id', '=', id).where('revision', '=', cur!.revision).executeTakeFirst();
       if (res.numUpdatedRows === 0n) await tx.missed((await tx.getMachine(id)) !== null, 'KILN_MACHINE_NOT_FOUND', `machine ${id}`);
       await tx.db.deleteFrom('boot_events').where('machine_id', '=', id).execute();
+      await tx.db.deleteFrom('boot_queue').where('machine_id', '=', id).execute();
+      const tokens = await tx.db.deleteFrom('tokens').where('machine_id', '=', id).executeTakeFirst();
       await tx.db.deleteFrom('machine_macs').where('machine_id', '=', id).execute();
       await tx.db.deleteFrom('machines').where('id', '=', id).execute();
       tx.changed('machine', id);
+      // Its machine-scoped tokens went with it: cached authentications must go too.
+      if (tokens.numDeletedRows > 0n) tx.changed('token', '');
     });
   }
 

@@ -60,7 +60,7 @@ export class BrowserLogin {
     const s = this.opts.services;
     const user = await s.users.loginExternal(identity);
     const { secret, session } = await s.users.startSession(user.name);
-    const maxAge = (Date.parse(session.expiresAt) - s.clock.now().getTime()) / 1000;
+    const maxAge = (Date.parse(session.expiresAt) - Date.parse(session.createdAt)) / 1000;
     return {
       user,
       returnTo: pending.returnTo,

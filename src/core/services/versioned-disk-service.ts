@@ -48,6 +48,11 @@ export class VersionedDiskService {
     });
   }
 
+  /** Live images a user owns, by name. */
+  async ownedBy(owner: string): Promise<Image[]> {
+    return this.store.listImagesByOwner(owner);
+  }
+
   /** Disk versions of a live or deleted image, ascending. */
   async versions(image: string): Promise<ImageVersion[]> {
     await this.image(this.store, image, true);
