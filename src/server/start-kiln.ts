@@ -4,6 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { attachUsers } from '../api/auth.js';
 import type { LoginProviderConfig } from '../api/login/oidc-login.js';
 import type { Services } from '../api/services.js';
 import { TemplateRenderer } from '../boot/ipxe/template-renderer.js';
@@ -72,6 +73,8 @@ export function buildServices(
     setups: new ImageSetupService(store, clock, ids, blobs),
     clock,
   };
+  // Sessions and user-scoped tokens authenticate through the users service on every route.
+  attachUsers(services.tokens, services.users);
   return { services, templates, cache, recorder };
 }
 
