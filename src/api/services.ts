@@ -10,6 +10,7 @@ import type { ImageSetupService } from '../core/services/image-setup-service.js'
 import type { PayloadService } from '../core/services/payload-service.js';
 import type { UserService } from '../core/services/user-service.js';
 import type { Clock } from '../core/ports.js';
+import type { JobService } from '../jobs/job-service.js';
 
 export interface Services {
   artifacts: ArtifactService;
@@ -22,5 +23,6 @@ export interface Services {
   payloads: PayloadService;
   users: UserService;
   setups: ImageSetupService;
+  jobs: JobService;
   clock: Clock;
 }

@@ -7,6 +7,7 @@ import { dbCommand } from './commands/db-commands.js';
 import { demoCommand } from './commands/demo-command.js';
 import { openapiCommand } from './commands/openapi-command.js';
 import { serveCommand } from './commands/serve-command.js';
+import { workerCommand } from './commands/worker-command.js';
 import { registerResourceCommands } from './commands/register.js';
 import { KILN_VERSION } from '../server/version.js';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(serveCommand());
+  program.addCommand(workerCommand());
   program.addCommand(dbCommand());
   program.addCommand(demoCommand());
   program.addCommand(openapiCommand(), { hidden: true });

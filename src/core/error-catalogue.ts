@@ -81,6 +81,17 @@ export const errorCatalogue = {
   KILN_SCHEMA_MIGRATION_FAILED: { kind: 'internal', title: 'A schema migration failed and was rolled back' },
   KILN_INTERNAL: { kind: 'internal', title: 'Unexpected internal error' },
   KILN_LOGIN_DISABLED: { kind: 'not_found', title: 'Browser login is not configured (login.provider none)' },
+  KILN_JOB_NOT_FOUND: { kind: 'not_found', title: 'No such job' },
+  KILN_JOB_TYPE_UNKNOWN: { kind: 'invalid', title: 'No job type of this name is registered' },
+  KILN_JOB_TYPE_NOT_CREATABLE: { kind: 'forbidden', title: 'Kiln starts jobs of this type itself; the API cannot create them' },
+  KILN_JOB_INPUT_INVALID: { kind: 'invalid', title: "The job input does not match its type's schema" },
+  KILN_JOB_NOT_CANCELLABLE: { kind: 'conflict', title: 'The job has finished; only queued and running jobs can be cancelled' },
+  KILN_JOB_LEASE_LOST: { kind: 'conflict', title: 'The worker no longer holds the job (its lease expired and it was retried or failed)' },
+  KILN_JOB_FAILED: { kind: 'internal', title: 'The job failed; its log says why' },
+  KILN_JOB_TIMEOUT: { kind: 'internal', title: 'The job ran longer than its timeout and was stopped' },
+  KILN_JOB_LEASE_EXPIRED: { kind: 'unavailable', title: 'The worker running the job stopped renewing its lease (it died or lost the database)' },
+  KILN_JOB_INTERRUPTED: { kind: 'unavailable', title: 'The worker shut down before the job finished; the job was queued again' },
+  KILN_JOB_CANCELLED: { kind: 'conflict', title: 'The job was cancelled' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -78,6 +78,14 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'login.sessionTtlHours', env: 'KILN_LOGIN_SESSION_TTL_HOURS', flag: '--login-session-ttl-hours', kind: 'int', default: 8, min: 1, max: 8760, doc: 'how long a login session lasts' },
   { key: 'login.secureCookie', env: 'KILN_LOGIN_SECURE_COOKIE', flag: '--login-secure-cookie', kind: 'bool', default: true, doc: 'mark the session cookie Secure (browsers then send it over HTTPS only; put Kiln behind TLS)' },
   { key: 'events.flushIntervalMs', env: 'KILN_EVENTS_FLUSH_INTERVAL_MS', flag: '--events-flush-interval-ms', kind: 'int', default: 50, min: 1, max: 10000, doc: 'boot events are written in batches at most this far apart' },
+  { key: 'jobs.inProcess', env: 'KILN_JOBS_IN_PROCESS', flag: '--jobs-in-process', kind: 'bool', default: true, doc: 'kiln serve runs jobs (image builds) itself; false: only `kiln worker` processes run them' },
+  { key: 'jobs.concurrency', env: 'KILN_JOBS_CONCURRENCY', flag: '--jobs-concurrency', kind: 'int', default: 1, min: 1, max: 64, doc: 'jobs one worker runs at once; builds keep a 2-core machine busy (debootstrap, mksquashfs), so raise it on bigger build hosts' },
+  { key: 'jobs.types', env: 'KILN_JOBS_TYPES', flag: '--jobs-types', kind: 'optional-string', default: null, doc: 'comma-separated job types this worker runs (unset: all)' },
+  { key: 'jobs.workDir', env: 'KILN_JOBS_WORK_DIR', flag: '--jobs-work-dir', kind: 'optional-string', default: null, doc: 'where jobs get their private work directories (unset: dataDir/work); builds need room here' },
+  { key: 'jobs.leaseSeconds', env: 'KILN_JOBS_LEASE_SECONDS', flag: '--jobs-lease-seconds', kind: 'int', default: 30, min: 2, max: 3600, doc: 'a worker that stops renewing its hold on a job for this long (crashed, cut off) loses it: the job is retried or fails' },
+  { key: 'jobs.heartbeatSeconds', env: 'KILN_JOBS_HEARTBEAT_SECONDS', flag: '--jobs-heartbeat-seconds', kind: 'int', default: 3, min: 1, max: 1800, doc: 'how often a worker renews its jobs\' leases and checks for cancel requests (at most half the lease)' },
+  { key: 'jobs.pollIntervalMs', env: 'KILN_JOBS_POLL_INTERVAL_MS', flag: '--jobs-poll-interval-ms', kind: 'int', default: 1000, min: 10, max: 60000, doc: 'how often an idle worker looks for queued jobs (a job created on the same process starts at once)' },
+  { key: 'jobs.shutdownGraceSeconds', env: 'KILN_JOBS_SHUTDOWN_GRACE_SECONDS', flag: '--jobs-shutdown-grace-seconds', kind: 'int', default: 5, min: 0, max: 3600, doc: 'on shutdown, how long running jobs may finish before they are stopped and queued again' },
 ];
 
 export interface KilnConfig {
@@ -113,6 +121,10 @@ export interface KilnConfig {
     biosFile: string; uefiX64File: string; uefiArm64File: string | null;
   };
   events: { flushIntervalMs: number };
+  jobs: {
+    inProcess: boolean; concurrency: number; types: string[] | null; workDir: string | null; leaseSeconds: number; heartbeatSeconds: number;
+    pollIntervalMs: number; shutdownGraceSeconds: number;
+  };
   compat: {
     ncore: { enabled: boolean; defaultImageType: string; defaultImageTag: string; defaultPayload: string };
     pixiecore: { enabled: boolean; nextBootWindowSeconds: number };
@@ -305,6 +317,9 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   if (loginProvider === 'oidc' && values.get('login.issuer') === null) problems.push('login.issuer: required with login.provider oidc');
   const baasPrefix = values.get('compat.baas.prefix') as string | null;
   if (baasPrefix !== null && !/^(\/[A-Za-z0-9._-]+)+$/.test(baasPrefix)) problems.push(`compat.baas.prefix: want a path such as /baas, got ${JSON.stringify(baasPrefix)}`);
+  const jobTypes = values.get('jobs.types') === null ? null : (values.get('jobs.types') as string).split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const t of jobTypes ?? []) if (!/^[a-z][a-z0-9-]{0,62}$/.test(t)) problems.push(`jobs.types: ${JSON.stringify(t)} is not a job type name`);
+  if ((values.get('jobs.heartbeatSeconds') as number) * 2 > (values.get('jobs.leaseSeconds') as number)) problems.push('jobs.heartbeatSeconds: at most half of jobs.leaseSeconds (a late heartbeat must not lose the lease)');
   if (problems.length > 0) throw new ConfigError(problems);
   const get = <T>(k: string) => values.get(k) as T;
   return Object.freeze({
@@ -360,6 +375,16 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       uefiArm64File: get<string | null>('pxe.uefiArm64File'),
     }),
     events: Object.freeze({ flushIntervalMs: get<number>('events.flushIntervalMs') }),
+    jobs: Object.freeze({
+      inProcess: get<boolean>('jobs.inProcess'),
+      concurrency: get<number>('jobs.concurrency'),
+      types: jobTypes === null ? null : (Object.freeze(jobTypes) as string[]),
+      workDir: get<string | null>('jobs.workDir'),
+      leaseSeconds: get<number>('jobs.leaseSeconds'),
+      heartbeatSeconds: get<number>('jobs.heartbeatSeconds'),
+      pollIntervalMs: get<number>('jobs.pollIntervalMs'),
+      shutdownGraceSeconds: get<number>('jobs.shutdownGraceSeconds'),
+    }),
     compat: Object.freeze({
       ncore: Object.freeze({
         enabled: get<boolean>('compat.ncore.enabled'),

@@ -22,6 +22,8 @@ import { TokenService } from '../core/services/token-service.js';
 import { ImageSetupService } from '../core/services/image-setup-service.js';
 import { PayloadService } from '../core/services/payload-service.js';
 import { UserService, type UserServiceOptions } from '../core/services/user-service.js';
+import { JobService } from '../jobs/job-service.js';
+import { openJobs } from '../jobs/start-jobs.js';
 import { buildApps } from './build-apps.js';
 import type { KilnConfig } from './config.js';
 import { describeStorage, openBlobStore, openStore } from './open-storage.js';
@@ -49,7 +51,7 @@ export function buildServices(
   store: Store,
   blobs: BlobStore,
   log: FastifyBaseLogger,
-  opts: { flushIntervalMs: number; enrollUnknown: boolean; users?: UserServiceOptions },
+  opts: { flushIntervalMs: number; enrollUnknown: boolean; users?: UserServiceOptions; jobs?: JobService },
   clock = systemClock,
   ids = randomIds,
 ) {
@@ -71,6 +73,7 @@ export function buildServices(
     payloads: new PayloadService(store, clock),
     users: new UserService(store, clock, ids, opts.users ?? { defaultRole: 'viewer', sessionTtlHours: 8 }),
     setups: new ImageSetupService(store, clock, ids, blobs),
+    jobs: opts.jobs ?? JobService.unavailable(ids, clock),
     clock,
   };
   // Sessions and user-scoped tokens authenticate through the users service on every route.
@@ -133,10 +136,13 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
     const sweeper = setInterval(sweepTrash, HOUR_MS);
     sweeper.unref();
     closers.push({ name: 'trash sweeper', close: async () => clearInterval(sweeper) });
+    const jobs = await openJobs(config, dataDir, { store, blobs, clock: systemClock, ids: randomIds, log });
+    closers.push({ name: 'job queue', close: () => jobs.close() });
     const { services, templates, cache, recorder } = buildServices(store, blobs, log, {
       flushIntervalMs: config.events.flushIntervalMs,
       enrollUnknown: config.boot.enrollUnknown,
       users: { defaultRole: config.login.defaultRole, sessionTtlHours: config.login.sessionTtlHours },
+      jobs: jobs.service,
     });
     closers.push({ name: 'boot events', close: () => recorder.close() });
     closers.push({ name: 'boot cache', close: () => Promise.resolve(cache.close()) });
@@ -201,6 +207,9 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
       const running = pxe;
       closers.push({ name: 'pxe', close: () => running.close() });
     }
+    // Closed first: running jobs may finish while the API still answers, within half the deadline.
+    await jobs.start();
+    closers.push({ name: 'job worker', close: () => jobs.stop(Math.min(config.jobs.shutdownGraceSeconds * 1000, config.shutdownTimeoutMs / 2)) });
     log.info({ urls, dataDir, ...describeStorage(config, dataDir), artifactDelivery: config.boot.artifactDelivery }, 'kiln is serving');
 
     return {

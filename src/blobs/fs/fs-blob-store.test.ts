@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -52,18 +52,22 @@ describe('FsBlobStore', () => {
     expect(await listAll(store)).toEqual([]);
   });
 
-  it('removes leftovers in <root>/.tmp on open and ignores stray files in the blob tree', async () => {
+  it('removes stale leftovers in <root>/.tmp on open, keeps uploads another process is writing, ignores stray files', async () => {
     const root = await freshRoot();
     const first = await FsBlobStore.open(root);
     const kept = await first.put(chunked(randomBytes(100)), {});
     await first.close();
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
     await writeFile(join(root, '.tmp', '1700000000000-deadbeef'), 'half an upload');
     await mkdir(join(root, '.tmp', 'nested'), { recursive: true });
     await writeFile(join(root, '.tmp', 'nested', 'junk'), 'x');
+    for (const p of ['1700000000000-deadbeef', 'nested']) await utimes(join(root, '.tmp', p), twoHoursAgo, twoHoursAgo);
+    // Another worker on this data directory is uploading this one right now.
+    await writeFile(join(root, '.tmp', `${Date.now()}-live`), 'in progress');
     await writeFile(join(root, 'sha256', kept.sha256.slice(0, 2), 'not-a-digest.partial'), 'x');
 
     const second = await FsBlobStore.open(root);
-    expect(await readdir(join(root, '.tmp'))).toEqual([]);
+    expect((await readdir(join(root, '.tmp'))).map((n) => n.endsWith('-live'))).toEqual([true]);
     expect((await stat(join(root, '.tmp'))).isDirectory()).toBe(true);
     expect(await listAll(second)).toEqual([kept.sha256]);
     expect(await second.stat(kept.sha256)).toEqual(kept);

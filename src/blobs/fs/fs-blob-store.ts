@@ -13,15 +13,23 @@ import { DigestMeter } from '../digest-meter.js';
 /** Measured here: 1 MiB chunks reach 0.84-1.05x nginx's sendfile; Node's 64 KiB default about half. */
 export const READ_CHUNK = 1024 * 1024;
 const SHA256 = /^[0-9a-f]{64}$/;
+const STALE_UPLOAD_MS = 3600_000;
 
 export class FsBlobStore implements BlobStore {
   private constructor(private readonly root: string) {}
 
   static async open(root: string): Promise<FsBlobStore> {
     await mkdir(join(root, 'sha256'), { recursive: true });
-    // Leftovers of uploads cut off by a crash: never visible, safe to drop at start.
-    await rm(join(root, '.tmp'), { recursive: true, force: true });
     await mkdir(join(root, '.tmp'), { recursive: true });
+    // Leftovers of uploads cut off by a crash are never visible; drop them at start. Only stale ones:
+    // other processes on this data directory (cluster workers, `kiln worker`) may be uploading now,
+    // and an upload in progress touches its file all the time.
+    const stale = Date.now() - STALE_UPLOAD_MS;
+    for (const name of await readdir(join(root, '.tmp'))) {
+      const path = join(root, '.tmp', name);
+      const s = await stat(path).catch(() => null);
+      if (s !== null && s.mtimeMs < stale) await rm(path, { recursive: true, force: true });
+    }
     await mkdir(join(root, 'trash'), { recursive: true });
     return new FsBlobStore(root);
   }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { groupCommands } from './group-commands.js';
 import { imageCommands } from './image-commands.js';
+import { jobCommands } from './job-commands.js';
 import { machineCommands } from './machine-commands.js';
 import { machinePayloadCommand, payloadCommands } from './payload-commands.js';
 import { profileCommands } from './profile-commands.js';
@@ -17,4 +18,5 @@ export function registerResourceCommands(program: Command): void {
   groupCommands(program.command('group').description('groups: selectors that pick a profile for unassigned machines'));
   payloadCommands(program.command('payload').description('payloads: parameters a booted machine fetches (ncore-api)'));
   tokenCommands(program.command('token').description('API tokens (admin)'));
+  jobCommands(program.command('job').description('jobs (image builds): list, show, logs [-f], cancel, create, types'));
 }

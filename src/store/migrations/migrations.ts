@@ -242,8 +242,62 @@ function compat(dialect: DialectName): Migration {
   };
 }
 
+/**
+ * The durable job queue (src/jobs): jobs with status, stage, progress, lease and result, and the
+ * index of each job's log, whose bytes are blobs.
+ */
+function jobs(dialect: DialectName): Migration {
+  return {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('jobs')
+        .addColumn('seq', sql`${serial(dialect)}`)
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('stage', 'text')
+        .addColumn('progress', 'integer')
+        .addColumn('input', 'text', (c) => c.notNull())
+        .addColumn('result', 'text')
+        .addColumn('error', 'text')
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('max_attempts', 'integer', (c) => c.notNull())
+        .addColumn('timeout_seconds', 'integer', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('run_after', 'text', (c) => c.notNull())
+        .addColumn('worker_id', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addColumn('cancel_requested_at', 'text')
+        .addColumn('created_by', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      // Claims scan queued jobs by priority then age; the lease sweep scans running ones by expiry.
+      await db.schema.createIndex('jobs_claim').on('jobs').columns(['status', 'priority', 'seq']).execute();
+      await db.schema.createIndex('jobs_lease').on('jobs').columns(['status', 'lease_expires_at']).execute();
+      await db.schema.createIndex('jobs_type').on('jobs').columns(['type', 'seq']).execute();
+      await db.schema
+        .createTable('job_log_chunks')
+        .addColumn('job_id', 'text', (c) => c.notNull().references('jobs.id').onDelete('cascade'))
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('start_byte', 'bigint', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('job_log_chunks_pk', ['job_id', 'seq'])
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('job_log_chunks').execute();
+      await db.schema.dropTable('jobs').execute();
+    },
+  };
+}
+
 export function migrationProvider(dialect: DialectName): MigrationProvider {
   return {
-    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect) }),
+    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect), '0004_jobs': jobs(dialect) }),
   };
 }

@@ -41,7 +41,7 @@ describe.skipIf(pgUrl === null)('PostgresStore', () => {
       const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore({ url })));
       try {
         const rows = await query<{ name: string }>(url, 'select name from kysely_migration order by name');
-        expect(rows.map((r) => r.name)).toEqual(['0001_initial', '0002_secrets', '0003_compat']);
+        expect(rows.map((r) => r.name)).toEqual(['0001_initial', '0002_secrets', '0003_compat', '0004_jobs']);
         await stores[0]!.createImage(image('os'));
         expect(await stores[2]!.getImage('os')).not.toBeNull();
       } finally {
@@ -58,10 +58,10 @@ describe.skipIf(pgUrl === null)('PostgresStore', () => {
       const { Kysely, PostgresDialect } = await import('kysely');
       const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 2 }) }) });
       try {
-        expect((await migrationStatus(db, 'postgres')).map((m) => m.appliedAt !== null)).toEqual([true, true, true]);
-        expect(await migrateDown(db, 'postgres', 5)).toEqual(['0003_compat', '0002_secrets', '0001_initial']);
+        expect((await migrationStatus(db, 'postgres')).map((m) => m.appliedAt !== null)).toEqual([true, true, true, true]);
+        expect(await migrateDown(db, 'postgres', 5)).toEqual(['0004_jobs', '0003_compat', '0002_secrets', '0001_initial']);
         expect(await query(url, "select 1 from information_schema.tables where table_name = 'machines'")).toEqual([]);
-        expect(await migrateToLatest(db, 'postgres')).toEqual(['0001_initial', '0002_secrets', '0003_compat']);
+        expect(await migrateToLatest(db, 'postgres')).toEqual(['0001_initial', '0002_secrets', '0003_compat', '0004_jobs']);
         expect(await migrateToLatest(db, 'postgres')).toEqual([]);
       } finally {
         await db.destroy();
