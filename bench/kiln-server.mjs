@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { onCleanup, stopChild } from './cleanup.mjs';
-import { cpuSecondsOf, peakRssBytesOf } from './proc-stats.mjs';
+import { peakRssBytesOf, treeCpuSeconds, treePeakRssBytes } from './proc-stats.mjs';
 
 /** A concurrent `npm run build` (rm -rf dist, then tsc) leaves dist/ missing for a while: wait it out. */
 async function waitForBuild(repoRoot) {
@@ -22,9 +22,9 @@ async function waitForBuild(repoRoot) {
  * `nodeArgs` go to the server's node (KILN_BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
  * to profile the server under load; profiles are written when it stops).
  */
-export async function startKiln({ repoRoot, dataDir, nodeArgs = [] }) {
+export async function startKiln({ repoRoot, dataDir, nodeArgs = [], workers = 1 }) {
   await waitForBuild(repoRoot);
-  const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'bin/kiln.js'), 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'bin/kiln.js'), 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', '--workers', String(workers)], {
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -53,8 +53,9 @@ export async function startKiln({ repoRoot, dataDir, nodeArgs = [] }) {
     name: 'kiln',
     url,
     pid: child.pid,
-    cpuSeconds: () => cpuSecondsOf(child.pid),
-    peakRssBytes: () => peakRssBytesOf(child.pid),
+    // With --workers the primary forks workers: count the whole process tree.
+    cpuSeconds: () => treeCpuSeconds(child.pid),
+    peakRssBytes: () => (workers > 1 ? treePeakRssBytes(child.pid) : peakRssBytesOf(child.pid)),
     adminToken: async () => (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim(),
     logTail: () => tail,
     logLines: () => warnings,

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -42,7 +42,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --kernel-mib <n>        storm kernel size (10; quick 1)
   --initrd-mib <n>        storm initrd size (50; quick 5)
   --upload-mib <n>        upload size (4096; quick 256)
-  --nginx-workers <n|auto> nginx worker_processes (1: Kiln is one process)
+  --workers <n>           kiln serve --workers (processes; default: one per core)
+  --nginx-workers <n>     nginx worker_processes (default: the same as --workers)
   --client lean|node-http HTTP client for bulk downloads (lean: see bench/jobs/http-request.mjs)
   --out <dir>             where results go (bench/results)
   --tmp-dir <dir>         where data directories and artifacts go (the OS temp dir)`;
@@ -62,7 +63,8 @@ function options() {
       'kernel-mib': { type: 'string' },
       'initrd-mib': { type: 'string' },
       'upload-mib': { type: 'string' },
-      'nginx-workers': { type: 'string', default: '1' },
+      workers: { type: 'string' },
+      'nginx-workers': { type: 'string' },
       client: { type: 'string', default: 'lean' },
       out: { type: 'string' },
       'tmp-dir': { type: 'string', default: tmpdir() },
@@ -100,7 +102,8 @@ function options() {
     kernelMiB: num('kernel-mib', base.kernelMiB),
     initrdMiB: num('initrd-mib', base.initrdMiB),
     uploadMiB: num('upload-mib', base.uploadMiB),
-    nginxWorkers: v['nginx-workers'] === 'auto' ? 'auto' : num('nginx-workers'),
+    workers: num('workers', cpus().length),
+    nginxWorkers: num('nginx-workers', num('workers', cpus().length)),
     client: v.client,
     out: v.out,
     tmpDir: v['tmp-dir'],

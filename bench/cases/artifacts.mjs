@@ -25,7 +25,7 @@ export async function artifactsCase(ctx) {
   await linkBlob(dataDir, small.path, small.sha256);
   const path = `/boot/artifacts/${big.sha256}/vmlinuz`;
 
-  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs });
+  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs, workers: opts.workers });
   let nginx = null;
   if (ctx.nginx.bin !== null) {
     const www = join(dir, 'www');

@@ -22,7 +22,7 @@ export async function renderCase(ctx) {
   const seedS = (performance.now() - t0) / 1000;
   console.error(`render: seeded ${opts.fleet} machines in ${seedS.toFixed(1)} s`);
 
-  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs });
+  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs, workers: opts.workers });
   const sample = await (await fetch(`${kiln.url}/boot/ipxe?mac=${macOf(Math.floor(opts.fleet / 2))}`)).text();
   let nginx = null;
   if (ctx.nginx.bin !== null) {
@@ -67,7 +67,7 @@ export async function renderCase(ctx) {
     details: [
       `${opts.fleet.toLocaleString('en-US')} machines seeded in ${seedS.toFixed(1)} s (53 groups, 4 profiles; 10% pinned to a profile), uniformly random MACs, ` +
         `${opts.seconds} s per run after a ${opts.warmupSeconds} s warm-up; autocannon, keep-alive. Script ${Buffer.byteLength(sample)} bytes; ` +
-        `nginx serves a file of exactly that size at the same path (${opts.nginxWorkers} worker${opts.nginxWorkers === 1 ? '' : 's'}, as Kiln is one process). ` +
+        `nginx serves a file of exactly that size at the same path (nginx ${opts.nginxWorkers} worker${opts.nginxWorkers === 1 ? '' : 's'}, Kiln ${opts.workers}). ` +
         'Every Kiln request also records a boot event (batched writes).',
       '',
       ...runsTable(runs),

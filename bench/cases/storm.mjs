@@ -35,7 +35,7 @@ export async function stormCase(ctx) {
   await linkBlob(dataDir, kernel.path, kernel.sha256);
   await linkBlob(dataDir, initrd.path, initrd.sha256);
 
-  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs });
+  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs, workers: opts.workers });
   let nginx = null;
   if (ctx.nginx.bin !== null) {
     nginx = await startNginx({ bin: ctx.nginx.bin, root: join(dir, 'www'), dir: join(dir, 'nginx'), workers: opts.nginxWorkers });

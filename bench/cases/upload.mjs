@@ -27,7 +27,7 @@ export async function uploadCase(ctx) {
   const { opts } = ctx;
   const dataDir = join(ctx.workDir, 'upload', 'kiln');
   await mkdir(dataDir, { recursive: true });
-  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs });
+  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs, workers: opts.workers });
   const bytes = opts.uploadMiB * 2 ** 20;
   let diskS;
   let up;

@@ -34,6 +34,8 @@ export interface AppOptions {
   version: string;
   /** Addresses or CIDRs of load balancers whose X-Forwarded-For Kiln believes (empty: none). */
   trustProxy?: readonly string[];
+  /** Index of this cluster worker (`kiln serve --workers N`), reported by /healthz; null: one process. */
+  worker?: number | null;
   /** Compatibility layers and browser login; absent: all off. */
   compat?: CompatOptions;
 }
@@ -68,7 +70,7 @@ function baseApp(opts: AppOptions): FastifyInstance {
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
   installProblemHandlers(app);
   app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
-    if (await opts.health().catch(() => false)) return reply.send({ status: 'ok', version: opts.version });
+    if (await opts.health().catch(() => false)) return reply.send({ status: 'ok', version: opts.version, worker: opts.worker ?? null, pid: process.pid });
     return sendProblem(reply, problemOf('KILN_UNAVAILABLE', 'not ready (shutting down or storage unavailable)'));
   });
   return app;

@@ -26,6 +26,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'publicUrl', env: 'KILN_PUBLIC_URL', flag: '--public-url', kind: 'optional-url', default: null, doc: 'base URL machines use to reach the boot endpoints (default: from each request\'s Host header)' },
   { key: 'trustProxy', env: 'KILN_TRUST_PROXY', flag: '--trust-proxy', kind: 'optional-string', default: null, doc: 'comma-separated addresses or CIDRs of load balancers whose X-Forwarded-For gives the client address' },
   { key: 'logLevel', env: 'KILN_LOG_LEVEL', flag: '--log-level', kind: 'level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
+  { key: 'workers', env: 'KILN_WORKERS', flag: '--workers', kind: 'int', default: 1, min: 1, max: 64, doc: 'server processes sharing the listeners (one per core suits boot storms; caches stay exact across them)' },
   { key: 'backlog', env: 'KILN_BACKLOG', flag: '--backlog', kind: 'int', default: 4096, min: 1, max: 65535, doc: 'listen backlog; Node\'s default 511 reset 8% of a 1,000-machine boot storm here' },
   { key: 'shutdownTimeoutMs', env: 'KILN_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', kind: 'int', default: 10000, min: 0, max: 600000, doc: 'on SIGTERM/SIGINT, how long in-flight requests may finish before connections are cut' },
   { key: 'bodyLimitBytes', env: 'KILN_BODY_LIMIT_BYTES', flag: '--body-limit-bytes', kind: 'int', default: 1048576, min: 1024, max: 67108864, doc: 'largest JSON request body (artifact uploads stream and have no limit)' },
@@ -94,6 +95,7 @@ export interface KilnConfig {
   publicUrl: string | null;
   trustProxy: string[];
   logLevel: string;
+  workers: number;
   backlog: number;
   shutdownTimeoutMs: number;
   bodyLimitBytes: number;
@@ -328,6 +330,7 @@ export function loadConfig(src: ConfigSources): KilnConfig {
     publicUrl: get<string | null>('publicUrl'),
     trustProxy: Object.freeze((get<string | null>('trustProxy') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) as string[],
     logLevel: get<string>('logLevel'),
+    workers: get<number>('workers'),
     backlog: get<number>('backlog'),
     shutdownTimeoutMs: get<number>('shutdownTimeoutMs'),
     bodyLimitBytes: get<number>('bodyLimitBytes'),

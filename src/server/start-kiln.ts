@@ -25,6 +25,7 @@ import { UserService, type UserServiceOptions } from '../core/services/user-serv
 import { JobService } from '../jobs/job-service.js';
 import { openJobs } from '../jobs/start-jobs.js';
 import { buildApps } from './build-apps.js';
+import { linkStoreChanges } from './cluster/cluster-worker.js';
 import type { KilnConfig } from './config.js';
 import { describeStorage, openBlobStore, openStore } from './open-storage.js';
 import type { RunningPxe } from './start-pxe.js';
@@ -107,7 +108,34 @@ function urlOf(app: FastifyInstance): string {
   return `http://${host}:${addr.port}`;
 }
 
-export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Promise<RunningKiln> {
+export interface StartOptions {
+  /**
+   * This process is worker N (1..) of `kiln serve --workers`: it relays store changes to its siblings,
+   * and only worker 1 runs the singletons (proxyDHCP/TFTP, the in-process job worker, trash sweeps).
+   */
+  clusterWorker?: number | null;
+}
+
+/**
+ * What the cluster primary does once before forking: migrate the schema and make the first admin
+ * token, so workers start on a ready database and the token is printed once.
+ */
+export async function prepareStorage(config: KilnConfig, log: FastifyBaseLogger): Promise<{ createdAdminToken: string | null }> {
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore(config, dataDir, log, { listen: false });
+  try {
+    const createdAdminToken = await new TokenService(store, systemClock, randomIds).bootstrapAdmin();
+    if (createdAdminToken !== null) await writeFile(join(dataDir, 'admin.token'), `${createdAdminToken}\n`, { mode: 0o600 });
+    return { createdAdminToken };
+  } finally {
+    await store.close();
+  }
+}
+
+export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts: StartOptions = {}): Promise<RunningKiln> {
+  const worker = opts.clusterWorker ?? null;
+  const singletons = worker === null || worker === 1;
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const closers: { name: string; close: () => Promise<unknown> }[] = [];
@@ -123,6 +151,11 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
   try {
     const store = await openStore(config, dataDir, log);
     closers.push({ name: 'store', close: () => store.close() });
+    // PostgreSQL tells every process of every replica through NOTIFY; SQLite workers hear each other here.
+    if (worker !== null && store.dialect === 'sqlite') {
+      const unlink = linkStoreChanges(store);
+      closers.push({ name: 'cluster link', close: async () => unlink() });
+    }
     const blobs = await openBlobStore(config, dataDir);
     closers.push({ name: 'blobs', close: () => blobs.close() });
     // Purged artifacts wait in the trash for the retention period; every replica sweeps (idempotent).
@@ -132,11 +165,14 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
         (err: unknown) => log.warn({ err }, 'emptying the blob trash failed'),
       );
     };
-    sweepTrash();
-    const sweeper = setInterval(sweepTrash, HOUR_MS);
-    sweeper.unref();
-    closers.push({ name: 'trash sweeper', close: async () => clearInterval(sweeper) });
-    const jobs = await openJobs(config, dataDir, { store, blobs, clock: systemClock, ids: randomIds, log });
+    if (singletons) {
+      sweepTrash();
+      const sweeper = setInterval(sweepTrash, HOUR_MS);
+      sweeper.unref();
+      closers.push({ name: 'trash sweeper', close: async () => clearInterval(sweeper) });
+    }
+    // One in-process job worker per Kiln, in cluster worker 1; the others only serve the jobs API.
+    const jobs = await openJobs(config, dataDir, { store, blobs, clock: systemClock, ids: randomIds, log }, singletons ? {} : { inProcess: false });
     closers.push({ name: 'job queue', close: () => jobs.close() });
     const { services, templates, cache, recorder } = buildServices(store, blobs, log, {
       flushIntervalMs: config.events.flushIntervalMs,
@@ -174,6 +210,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
         health: async () => !stopping && (await store.ping().then(() => true)),
         trustProxy: config.trustProxy,
         version: KILN_VERSION,
+        worker,
         compat: {
           // Compat URLs expire like ncore's presigned ones (900 s), signed with the shared boot URL key.
           links: { signer: new UrlSigner(urlKey, config.boot.presignTtlSeconds), ttlSeconds: config.boot.presignTtlSeconds, presign: config.blobs.url !== null },
@@ -198,7 +235,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger): Pro
     }
     const urls = apps.map(urlOf);
     let pxe: RunningPxe | null = null;
-    if (config.pxe.enabled) {
+    if (config.pxe.enabled && singletons) {
       // Machines reach the boot listener at publicUrl, else at the PXE server address on its port.
       const bootPort = new URL(urls[urls.length - 1]!).port;
       const httpBase = config.publicUrl ?? `http://${config.pxe.serverIp}:${bootPort}`;

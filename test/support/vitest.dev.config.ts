@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    root: new URL('../../..', import.meta.url).pathname,
+    root: new URL('../..', import.meta.url).pathname,
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: ['test/support/pg-global-setup.ts'],
     testTimeout: 60_000,

@@ -1,6 +1,8 @@
 // `kiln serve`: the server in this process. Flags come from the one settings table in server/config.
 import { Command, Option } from 'commander';
-import { SETTINGS } from '../../server/config.js';
+import { SETTINGS, type KilnConfig } from '../../server/config.js';
+import type { Logger } from 'pino';
+import type { RunningKiln } from '../../server/start-kiln.js';
 import { loadServerConfig } from './server-config.js';
 
 function optionName(flag: string): string {
@@ -20,13 +22,14 @@ export function serveCommand(): Command {
     const config = loadServerConfig(opts.config as string | undefined, flags, command);
     // Loaded here, not at the top: client commands should not pay for loading the server.
     const { createLogger } = await import('../../server/logger.js');
-    const { startKiln } = await import('../../server/start-kiln.js');
     const log = createLogger(config.logLevel);
+    const { clusterWorkerIndex } = await import('../../server/cluster/cluster-worker.js');
+    const worker = clusterWorkerIndex(process.env);
+    if (worker !== null) return serveAsWorker(config, log, worker);
+    if (config.workers > 1) return serveAsPrimary(config, log);
+    const { startKiln } = await import('../../server/start-kiln.js');
     const kiln = await startKiln(config, log);
-    if (kiln.createdAdminToken !== null) {
-      // Printed once, on first start; the file keeps it for the CLI on this host.
-      process.stderr.write(`\nKiln admin token (shown once; also saved in ${config.dataDir}/admin.token, mode 0600):\n\n  ${kiln.createdAdminToken}\n\n`);
-    }
+    printAdminToken(kiln.createdAdminToken, config.dataDir);
     // Handlers first, then the line that says Kiln is up: whoever waits for that line may signal at once.
     const stopped = new Promise<void>((resolve) => {
       let stopping = false;
@@ -42,9 +45,73 @@ export function serveCommand(): Command {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
-    process.stderr.write(`Kiln is serving: admin API ${kiln.adminUrl}/api/v1 (docs ${kiln.adminUrl}/api/docs), boot ${kiln.bootUrl}/boot.ipxe\n`);
+    announce(kiln.adminUrl, kiln.bootUrl);
     await stopped;
     log.flush();
   });
   return cmd;
+}
+
+function announce(adminUrl: string, bootUrl: string, workers?: number): void {
+  const procs = workers !== undefined ? ` (${workers} worker processes)` : '';
+  process.stderr.write(`Kiln is serving${procs}: admin API ${adminUrl}/api/v1 (docs ${adminUrl}/api/docs), boot ${bootUrl}/boot.ipxe\n`);
+}
+
+function printAdminToken(token: string | null, dataDir: string): void {
+  // Printed once, on first start; the file keeps it for the CLI on this host.
+  if (token !== null) process.stderr.write(`\nKiln admin token (shown once; also saved in ${dataDir}/admin.token, mode 0600):\n\n  ${token}\n\n`);
+}
+
+/** `--workers N`: prepare the database once, fork the workers, relay their changes, stop them on a signal. */
+async function serveAsPrimary(config: KilnConfig, log: Logger): Promise<void> {
+  const { prepareStorage } = await import('../../server/start-kiln.js');
+  const { startCluster } = await import('../../server/cluster/cluster-primary.js');
+  printAdminToken((await prepareStorage(config, log)).createdAdminToken, config.dataDir);
+  const cluster = startCluster(config.workers, log);
+  const stop = (signal: string) => {
+    log.info({ signal }, 'stopping');
+    void cluster.stop();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  try {
+    const { adminUrl, bootUrl } = await cluster.ready;
+    announce(adminUrl, bootUrl, config.workers);
+  } catch (err) {
+    log.error({ err }, 'Kiln did not start');
+  }
+  process.exitCode = await cluster.done;
+  log.flush();
+}
+
+/** A worker of `--workers N`: a whole Kiln on the shared sockets, told by the primary when to stop. */
+async function serveAsWorker(config: KilnConfig, log: Logger, index: number): Promise<void> {
+  const { startKiln } = await import('../../server/start-kiln.js');
+  const { onPrimaryShutdown, sendToPrimary } = await import('../../server/cluster/cluster-worker.js');
+  let kiln: RunningKiln;
+  try {
+    kiln = await startKiln(config, log.child({ clusterWorker: index }), { clusterWorker: index });
+  } catch (err) {
+    sendToPrimary({ kind: 'kiln-failed', error: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      void kiln.close().then((clean) => {
+        process.exitCode = clean ? 0 : 1;
+        resolve();
+      });
+    };
+    onPrimaryShutdown(stop);
+    // A terminal's Ctrl-C reaches the whole process group: workers stop on it too.
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    sendToPrimary({ kind: 'kiln-ready', adminUrl: kiln.adminUrl, bootUrl: kiln.bootUrl });
+  });
+  log.flush();
+  // The IPC channel would keep the process alive.
+  process.disconnect?.();
 }

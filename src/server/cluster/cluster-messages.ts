@@ -1,0 +1,12 @@
+// What the primary and its workers tell each other over the cluster IPC channel.
+import type { Change } from '../../core/ports.js';
+
+/** Set by the primary on each worker: 1..N. Worker 1 also runs the singletons (PXE, sweeps). */
+export const WORKER_INDEX_ENV = 'KILN_CLUSTER_WORKER';
+
+export type WorkerMessage =
+  | { kind: 'kiln-ready'; adminUrl: string; bootUrl: string }
+  | { kind: 'kiln-failed'; error: string }
+  | { kind: 'kiln-changes'; changes: Change[] };
+
+export type PrimaryMessage = { kind: 'kiln-changes'; changes: Change[] } | { kind: 'kiln-shutdown' };

@@ -1,0 +1,93 @@
+// `kiln serve --workers N`: the primary process forks N workers that share the listening sockets
+// (node:cluster), relays each worker's store changes to the others (their caches stay exact on
+// SQLite; PostgreSQL replicas hear each other through NOTIFY anyway), restarts a worker that dies,
+// and stops them all gracefully on SIGTERM/SIGINT.
+import cluster, { type Worker } from 'node:cluster';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Change } from '../../core/ports.js';
+import { WORKER_INDEX_ENV, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
+
+export interface RunningCluster {
+  /** Resolves with the workers' listener URLs once every worker listens. */
+  ready: Promise<{ adminUrl: string; bootUrl: string }>;
+  /** Asks every worker to stop; resolves with the exit code (0 when all stopped cleanly). */
+  stop(): Promise<number>;
+  /** Resolves when the cluster is down (stopped, or given up after repeated crashes). */
+  done: Promise<number>;
+}
+
+// A worker that keeps dying is a configuration or environment problem, not bad luck: give up.
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+export function startCluster(workers: number, log: FastifyBaseLogger): RunningCluster {
+  const byIndex = new Map<number, Worker>();
+  const restarts: number[] = [];
+  let stopping = false;
+  let exitCode = 0;
+  let resolveReady!: (v: { adminUrl: string; bootUrl: string }) => void;
+  let rejectReady!: (err: Error) => void;
+  const ready = new Promise<{ adminUrl: string; bootUrl: string }>((res, rej) => {
+    resolveReady = res;
+    rejectReady = rej;
+  });
+  // Nobody may be waiting for `ready` when a start fails after a stop; don't crash on it.
+  ready.catch(() => undefined);
+  const listening = new Set<number>();
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((res) => (resolveDone = res));
+
+  const broadcast = (from: number, changes: Change[]) => {
+    const msg: PrimaryMessage = { kind: 'kiln-changes', changes };
+    for (const [i, w] of byIndex) if (i !== from && w.isConnected()) w.send(msg);
+  };
+
+  const fork = (index: number) => {
+    const w = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
+    byIndex.set(index, w);
+    w.on('message', (m: WorkerMessage) => {
+      if (m.kind === 'kiln-changes') broadcast(index, m.changes);
+      else if (m.kind === 'kiln-ready') {
+        listening.add(index);
+        if (listening.size === workers) resolveReady({ adminUrl: m.adminUrl, bootUrl: m.bootUrl });
+      } else if (m.kind === 'kiln-failed') {
+        log.error({ clusterWorker: index, error: m.error }, 'worker could not start');
+      }
+    });
+    w.on('exit', (code, signal) => {
+      if (byIndex.get(index) === w) byIndex.delete(index);
+      if (stopping) {
+        if (code !== 0) exitCode = 1;
+        if (byIndex.size === 0) resolveDone(exitCode);
+        return;
+      }
+      // The others missed whatever this worker had not yet relayed: they start their caches afresh.
+      broadcast(index, [{ entity: 'all', key: '' }]);
+      const now = Date.now();
+      restarts.push(now);
+      while (restarts.length > 0 && restarts[0]! < now - RESTART_WINDOW_MS) restarts.shift();
+      if (!listening.has(index) || restarts.length > MAX_RESTARTS) {
+        log.error({ clusterWorker: index, code, signal }, listening.has(index) ? 'workers keep dying; stopping Kiln' : 'a worker failed to start; stopping Kiln');
+        rejectReady(new Error(`worker ${index} exited with ${signal ?? code} before it was ready`));
+        exitCode = 1;
+        void stop();
+        return;
+      }
+      log.warn({ clusterWorker: index, code, signal }, 'worker died; starting a new one');
+      fork(index);
+    });
+  };
+
+  const stop = async (): Promise<number> => {
+    if (!stopping) {
+      stopping = true;
+      const msg: PrimaryMessage = { kind: 'kiln-shutdown' };
+      for (const w of byIndex.values()) if (w.isConnected()) w.send(msg);
+      if (byIndex.size === 0) resolveDone(exitCode);
+    }
+    return done;
+  };
+
+  for (let i = 1; i <= workers; i++) fork(i);
+  return { ready, stop, done };
+}

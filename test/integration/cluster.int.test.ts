@@ -1,0 +1,111 @@
+// `kiln serve --workers 2` as a real process tree (the built binary): both workers answer, a write
+// through one is seen at once by the other (SQLite: relayed through the primary), a worker killed
+// with -9 is replaced, and SIGTERM stops everything cleanly.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeDir, startKilnProcess, type KilnProcess } from './helpers.js';
+
+interface Health { status: string; worker: number | null; pid: number }
+
+/** A fresh connection per request, so the kernel / primary spreads them over the workers. */
+async function get(url: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set('connection', 'close');
+  return fetch(url, { ...init, headers, signal: AbortSignal.timeout(5000) });
+}
+
+/** Health answers of `n` requests; a connection lost with a killed worker is skipped, as a client would retry it. */
+async function healths(k: KilnProcess, n: number): Promise<Health[]> {
+  const out: Health[] = [];
+  for (let i = 0; i < n; i++) {
+    const h = await get(`${k.url}/healthz`).then((r) => r.json() as Promise<Health>, () => null);
+    if (h !== null) out.push(h);
+  }
+  return out;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function until<T>(what: string, fn: () => Promise<T | null>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('kiln serve --workers 2', () => {
+  let k: KilnProcess;
+  const api = (path: string, init: RequestInit & { json?: unknown } = {}) => {
+    const headers = new Headers(init.headers);
+    headers.set('authorization', `Bearer ${k.token}`);
+    if (init.json !== undefined) headers.set('content-type', 'application/json');
+    return get(`${k.url}/api/v1${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body });
+  };
+
+  beforeAll(async () => {
+    k = await startKilnProcess(['--workers', '2']);
+  });
+  afterAll(async () => {
+    if (k !== undefined) {
+      await k.stop('SIGKILL').catch(() => undefined);
+      await removeDir(k.dataDir);
+    }
+  });
+
+  it('prints one ready line and one admin token, and both workers answer', async () => {
+    expect(k.stderr().match(/Kiln is serving/g)).toHaveLength(1);
+    expect(k.stderr().match(/Kiln admin token/g)).toHaveLength(1);
+    const seen = await until('both workers', async () => {
+      const ids = new Set((await healths(k, 10)).map((h) => h.worker));
+      return ids.size === 2 ? ids : null;
+    });
+    expect([...seen].sort()).toEqual([1, 2]);
+  });
+
+  it('a write through one worker is seen at once by the other (relayed change, not a stale cache)', async () => {
+    const mac = '52:54:00:77:00:01';
+    // Both workers look the machine up (and cache it) before it has a plan.
+    for (let i = 0; i < 6; i++) expect(await (await get(`${k.url}/boot/ipxe?mac=${mac}`)).text()).toContain('nothing to boot');
+    const kernel = Buffer.alloc(4096, 1);
+    const up = await api('/artifacts', { method: 'POST', body: kernel, headers: { 'content-type': 'application/octet-stream' } });
+    const sha = ((await up.json()) as { sha256: string }).sha256;
+    expect((await api('/images', { method: 'POST', json: { name: 'os' } })).status).toBe(201);
+    expect((await api('/images/os/versions', { method: 'POST', json: { version: '1', artifacts: [{ name: 'vmlinuz', role: 'kernel', sha256: sha }] } })).status).toBe(201);
+    expect((await api('/images/os/channels/stable/promote', { method: 'POST', json: { version: '1' } })).status).toBe(200);
+    expect((await api('/profiles', { method: 'POST', json: { name: 'p', image: { image: 'os', channel: 'stable' } } })).status).toBe(201);
+    expect((await api(`/machines/${mac}/assignment`, { method: 'PUT', json: { profile: 'p' } })).status).toBe(200);
+    // New connections alternate between the workers: consecutive requests reach both.
+    for (let i = 0; i < 10; i++) {
+      const script = await (await get(`${k.url}/boot/ipxe?mac=${mac}`)).text();
+      expect(script, `request ${i}`).toContain('with profile p');
+    }
+  });
+
+  it('a worker killed with -9 is replaced; requests keep being answered', async () => {
+    const victim = (await healths(k, 10)).find((h) => h.worker === 2)!;
+    process.kill(victim.pid, 'SIGKILL');
+    const replaced = await until('a new worker 2', async () => {
+      const h = (await healths(k, 4)).find((x) => x.worker === 2 && x.pid !== victim.pid);
+      return h ?? null;
+    });
+    expect(alive(victim.pid)).toBe(false);
+    expect(replaced.status).toBe('ok');
+    expect(k.stderr()).toContain('worker died; starting a new one');
+  });
+
+  it('SIGTERM stops the primary and every worker cleanly (exit 0)', async () => {
+    const pids = [...new Set((await healths(k, 10)).map((h) => h.pid))];
+    const code = await k.stop('SIGTERM');
+    expect(code, k.stderr()).toBe(0);
+    for (const pid of pids) await until(`worker ${pid} to exit`, async () => (alive(pid) ? null : true), 10_000);
+  });
+});
