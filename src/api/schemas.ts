@@ -144,7 +144,11 @@ export const Token = Type.Object({
   user: Nullable(Type.String({ description: 'the user this token acts for' })),
   machineId: Nullable(Type.String({ description: 'a machine-scoped token (a management OS) acts for this machine only' })),
 });
-export const TokenCreate = Type.Object({ name: Name, role: Role }, { additionalProperties: false });
+export const TokenCreate = Type.Object({
+  name: Name, role: Role,
+  user: Type.Optional(Type.String({ maxLength: 64, description: "act for this user: the user's current role caps the token's" })),
+  machine: Type.Optional(Type.String({ maxLength: 128, description: "scope the token to one machine (id or MAC): its management OS's BAAS routes, nothing else" })),
+}, { additionalProperties: false });
 export const TokenCreated = Type.Object({ ...Token.properties, secret: Type.String({ description: 'shown once' }) });
 
 export const itemsOf = <T extends TSchema>(t: T) => Type.Object({ items: Type.Array(t) });

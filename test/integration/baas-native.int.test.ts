@@ -35,6 +35,22 @@ describe('native users, image setups and boot queues', () => {
     expect((await k.api('/users/nobody')).status).toBe(404);
   });
 
+  it('POST /tokens makes user-scoped tokens (capped by the user\'s role) and machine-scoped ones (refused on /api/v1)', async () => {
+    expect((await k.api('/users', { method: 'POST', json: { name: 'hank', role: 'viewer' } })).status).toBe(201);
+    const forHank = await json<{ secret: string; user: string; role: string }>(await k.api('/tokens', { method: 'POST', json: { name: 'hank-cli', role: 'admin', user: 'hank' } }));
+    expect(forHank).toMatchObject({ user: 'hank', role: 'admin' });
+    // The token says admin, but hank is a viewer: he can read, not write.
+    expect((await as(forHank.secret)('/users')).status).toBe(200);
+    expect(await json(await as(forHank.secret)('/users', { method: 'POST', json: { name: 'x' } }))).toMatchObject({ status: 403, code: 'KILN_AUTH_FORBIDDEN' });
+    const m = await json<{ id: string }>(await k.api('/machines', { method: 'POST', json: { macs: ['52:54:00:99:00:01'] } }));
+    const forMachine = await json<{ secret: string; machineId: string }>(await k.api('/tokens', { method: 'POST', json: { name: 'mgmt', role: 'operator', machine: '52:54:00:99:00:01' } }));
+    expect(forMachine.machineId).toBe(m.id);
+    expect(await json(await as(forMachine.secret)('/machines'))).toMatchObject({ status: 403, code: 'KILN_AUTH_FORBIDDEN' });
+    expect(await json(await k.api('/tokens', { method: 'POST', json: { name: 'both', role: 'viewer', user: 'hank', machine: m.id } }))).toMatchObject({ status: 400 });
+    expect(await json(await k.api('/tokens', { method: 'POST', json: { name: 'ghost', role: 'viewer', user: 'nobody' } }))).toMatchObject({ status: 404, code: 'KILN_USER_NOT_FOUND' });
+    expect(await json(await k.api('/tokens', { method: 'POST', json: { name: 'ghost', role: 'viewer', machine: '52:54:00:99:99:99' } }))).toMatchObject({ status: 404, code: 'KILN_MACHINE_NOT_FOUND' });
+  });
+
   it('refuses to delete a user who owns images; deleting one takes their setups along', async () => {
     const base = k.kiln.adminUrl;
     const token = (await json<{ Token: string }>(await fetch(`${base}/user/frank/token`, { method: 'POST', headers: { authorization: `Bearer ${k.token}` } }))).Token;

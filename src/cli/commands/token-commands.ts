@@ -8,9 +8,11 @@ import { note, seg, verb } from './command-helpers.js';
 export function tokenCommands(token: Command): void {
   verb(token, 'create <name>', 'create a token and print its secret (shown only this once)')
     .addOption(new Option('--role <role>', 'what the token may do').choices(['viewer', 'operator', 'admin']).makeOptionMandatory())
-    .action(async (name: string, opts: { role: string }, cmd: Command) => {
+    .option('--user <name>', "act for this user (the user's current role caps the token's)")
+    .option('--machine <machine>', "scope the token to one machine (id or MAC): its management OS's BAAS routes only")
+    .action(async (name: string, opts: { role: string; user?: string; machine?: string }, cmd: Command) => {
       const { client, output } = contextOf(cmd);
-      const created = await client.post<Token & { secret: string }>('/tokens', { name, role: opts.role });
+      const created = await client.post<Token & { secret: string }>('/tokens', { name, role: opts.role, user: opts.user, machine: opts.machine });
       if (output === 'json') return printObject(output, created);
       note(`created token ${created.name} (id ${created.id}, role ${created.role}); store the secret now, it cannot be shown again`);
       process.stdout.write(`secret: ${created.secret}\n`);
@@ -23,6 +25,7 @@ export function tokenCommands(token: Command): void {
       { header: 'ID', value: (t) => t.id },
       { header: 'NAME', value: (t) => t.name },
       { header: 'ROLE', value: (t) => t.role },
+      { header: 'SCOPE', value: (t) => (t.user !== null ? `user ${t.user}` : t.machineId !== null ? `machine ${t.machineId}` : null) },
       { header: 'CREATED', value: (t) => t.createdAt },
       { header: 'LAST USED', value: (t) => t.lastUsedAt },
       { header: 'REVOKED', value: (t) => t.revokedAt },
