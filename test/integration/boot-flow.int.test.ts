@@ -114,6 +114,36 @@ describe('boot flow', () => {
     expect(ch.history.map((h) => `${h.action}:${h.toVersion}`)).toEqual(['promote:1', 'promote:2', 'rollback:1']);
   });
 
+  it('a rendered script is reused only while nothing in it changed: profile, machine and Host all show at once', async () => {
+    const script = async (host?: string): Promise<string> => {
+      if (host === undefined) return (await fetch(`${k.kiln.bootUrl}/boot/ipxe?mac=${MAC}`)).text();
+      // fetch() will not send another Host: ask with node:http.
+      const { request } = await import('node:http');
+      return new Promise((resolve, reject) => {
+        const req = request(`${k.kiln.bootUrl}/boot/ipxe?mac=${MAC}`, { headers: { host } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve(body));
+        });
+        req.on('error', reject).end();
+      });
+    };
+    const before = await script();
+    expect(await script()).toBe(before);
+    const p = await json<{ image: unknown }>(await k.api('/profiles/worker'));
+    expect((await k.api('/profiles/worker', { method: 'PUT', json: { image: p.image, kernelArgs: ['splash'] } })).status).toBe(200);
+    const after = await script();
+    expect(after).toContain(' splash ');
+    expect(after).not.toContain(' quiet ');
+    expect((await k.api(`/machines/${machineId}`, { method: 'PATCH', json: { labels: { rack: 'r2' } } })).status).toBe(200);
+    const tpl = '#!ipxe\necho rack {{ machine.labels.rack }} via {{ baseUrl }}\n';
+    expect((await k.api('/profiles/worker', { method: 'PUT', json: { image: p.image, kernelArgs: ['splash'], template: tpl } })).status).toBe(200);
+    expect(await script()).toContain('rack r2 via');
+    expect((await k.api(`/machines/${machineId}`, { method: 'PATCH', json: { labels: { rack: 'r3' } } })).status).toBe(200);
+    expect(await script()).toContain('rack r3 via');
+    expect(await script('kiln.example:8080')).toContain('via http://kiln.example:8080');
+    expect((await k.api('/profiles/worker', { method: 'PUT', json: { image: p.image, kernelArgs: ['quiet'] } })).status).toBe(200);
+  });
+
   it('enrolls unknown machines as discovered and explains when there is nothing to boot', async () => {
     const unknown = '52:54:00:bb:00:01';
     const script = await (await fetch(`${k.kiln.bootUrl}/boot/ipxe?mac=${unknown}`)).text();

@@ -12,6 +12,7 @@ import { buildScriptModel, renderBootScript, renderChainScript, renderNoPlanScri
 import type { TemplateRenderer } from '../ipxe/template-renderer.js';
 import type { UrlSigner } from '../url-signer.js';
 import { requestBaseUrl } from './request-base-url.js';
+import { ScriptCache } from './script-cache.js';
 import { sendArtifact } from './send-artifact.js';
 import { resolveTftpPath } from '../../pxe/tftp/resolve-tftp-path.js';
 import { createReadStream } from 'node:fs';
@@ -74,6 +75,7 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, _body, done) => done(null, undefined));
 
   const baseUrl = (req: FastifyRequest): string => requestBaseUrl(req, opts.publicUrl);
+  const scripts = new ScriptCache();
 
   function text(reply: FastifyReply, body: string): FastifyReply {
     return reply.type('text/plain; charset=utf-8').header('Cache-Control', 'no-store').send(body);
@@ -93,6 +95,10 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
     if (machine === null || outcome.plan === null) {
       return text(reply, renderNoPlanScript({ baseUrl: base, mac: facts.mac, reason: outcome.reason, delaySeconds: opts.noPlanDelaySeconds }));
     }
+    // Signed URLs expire, so only unsigned scripts can be reused.
+    const cacheKey = signer === null ? ScriptCache.keyOf(machine, outcome.plan, base, facts.mac) : null;
+    const cached = cacheKey !== null ? scripts.get(machine.id, cacheKey) : undefined;
+    if (cached !== undefined) return text(reply, cached);
     const now = s.clock.now().getTime();
     const model = buildScriptModel(machine, outcome.plan, {
       baseUrl: base,
@@ -106,7 +112,9 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
       },
     });
     const template = outcome.plan.profile.template;
-    return text(reply, template === null ? renderBootScript(model) : await opts.templates.render(template, model));
+    const script = template === null ? renderBootScript(model) : await opts.templates.render(template, model);
+    if (cacheKey !== null) scripts.set(machine.id, cacheKey, script);
+    return text(reply, script);
   });
 
   async function artifact(req: FastifyRequest, reply: FastifyReply): Promise<void> {
