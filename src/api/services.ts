@@ -11,6 +11,9 @@ import type { PayloadService } from '../core/services/payload-service.js';
 import type { UserService } from '../core/services/user-service.js';
 import type { Clock } from '../core/ports.js';
 import type { JobService } from '../jobs/job-service.js';
+import type { PublicKeyService } from '../core/services/public-key-service.js';
+import type { CustomizeService } from '../jobs/customize/customize-service.js';
+import type { RecipeService } from '../core/services/recipe-service.js';
 
 export interface Services {
   artifacts: ArtifactService;
@@ -24,5 +27,8 @@ export interface Services {
   users: UserService;
   setups: ImageSetupService;
   jobs: JobService;
+  publicKeys: PublicKeyService;
+  customize: CustomizeService;
+  recipes: RecipeService;
   clock: Clock;
 }

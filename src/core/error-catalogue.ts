@@ -92,6 +92,23 @@ export const errorCatalogue = {
   KILN_JOB_LEASE_EXPIRED: { kind: 'unavailable', title: 'The worker running the job stopped renewing its lease (it died or lost the database)' },
   KILN_JOB_INTERRUPTED: { kind: 'unavailable', title: 'The worker shut down before the job finished; the job was queued again' },
   KILN_JOB_CANCELLED: { kind: 'conflict', title: 'The job was cancelled' },
+  KILN_RECIPE_NOT_FOUND: { kind: 'not_found', title: 'No such recipe' },
+  KILN_RECIPE_EXISTS: { kind: 'conflict', title: 'A recipe with this name exists' },
+  KILN_RECIPE_INVALID: { kind: 'invalid', title: 'The recipe is not valid (kind, arch, spec or archive); every problem is listed' },
+  KILN_BUILD_INVALID: { kind: 'invalid', title: 'The build request is not valid (architecture, version, channel, kernel command line or initrd)' },
+  KILN_BUILD_UNSUPPORTED: { kind: 'unavailable', title: 'This worker cannot run the build (not root, a build tool missing, or another architecture)' },
+  KILN_BUILD_FAILED: { kind: 'internal', title: 'A build step failed; the job log says why' },
+  KILN_BUILD_NO_KERNEL: { kind: 'unprocessable', title: 'The built root filesystem has no kernel in /boot or /lib/modules' },
+  KILN_BUILD_ARCHIVE_UNSAFE: { kind: 'unprocessable', title: 'The archive would write through a link that leaves the root filesystem' },
+  KILN_PUBLIC_KEY_NOT_FOUND: { kind: 'not_found', title: 'No such public key' },
+  KILN_PUBLIC_KEY_EXISTS: { kind: 'conflict', title: 'A live public key has this name' },
+  KILN_PUBLIC_KEY_INVALID: { kind: 'invalid', title: 'Not an OpenSSH public key Kiln accepts (one line: type, base64, optional comment; never a private key)' },
+  KILN_PUBLIC_KEY_NOT_DELETED: { kind: 'conflict', title: 'Only a deleted public key can be purged' },
+  KILN_CUSTOMIZE_NOT_FOUND: { kind: 'not_found', title: 'The job is not an image-customize job' },
+  KILN_CUSTOMIZE_NOT_WAITING: { kind: 'conflict', title: 'The customize session is not waiting for the user (still preparing, or finished)' },
+  KILN_CUSTOMIZE_NO_ROOTFS: { kind: 'invalid', title: 'The image version has no rootfs artifact (a squashfs) to customize' },
+  KILN_CUSTOMIZE_NO_PORT: { kind: 'unavailable', title: 'Every port of customize.ports is in use on the worker' },
+  KILN_CUSTOMIZE_SSHD_FAILED: { kind: 'internal', title: "The customize session's sshd did not start or stopped on its own; the job log says why" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

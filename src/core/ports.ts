@@ -5,6 +5,7 @@ import type {
   Artifact, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Group, Image, ImageSetup, ImageVersion,
   Machine, MachineState, Payload, Profile, Role, Session, Token, User, VersionArtifact,
 } from './types.js';
+import type { Recipe } from './recipes/recipe.js';
 
 export type EntityKind =
   | 'artifact' | 'image' | 'channel' | 'profile' | 'group' | 'machine' | 'token' | 'payload' | 'user' | 'image-setup' | 'all';
@@ -60,7 +61,7 @@ export interface Store {
   putArtifact(a: Artifact): Promise<Artifact>;
   getArtifact(sha256: string): Promise<Artifact | null>;
   listArtifacts(): Promise<Artifact[]>;
-  /** Those of `candidates` that no image version refers to any more. */
+  /** Those of `candidates` that no image version or recipe refers to any more. */
   unreferencedArtifacts(candidates: readonly string[]): Promise<string[]>;
   deleteArtifact(sha256: string): Promise<void>;
 
@@ -163,6 +164,39 @@ export interface Store {
 
   /** The stored secret `name`; stores `candidate` first when there is none (the first caller wins). */
   ensureSecret(name: string, candidate: string, at: string): Promise<string>;
+
+  // ---------------------------------------------------------------- recipes (image builds)
+  /** KILN_RECIPE_EXISTS when the name is taken. */
+  createRecipe(r: Recipe): Promise<Recipe>;
+  getRecipe(name: string): Promise<Recipe | null>;
+  listRecipes(): Promise<Recipe[]>;
+  /** Replaces description, content (sha256, size) and updatedAt; kind, arch and id stay. */
+  replaceRecipe(r: Recipe, expected: ExpectedRevision): Promise<Recipe>;
+  deleteRecipe(name: string, expected: ExpectedRevision): Promise<void>;
+
+  // ---------------------------------------------------------------- public keys
+  // (and the customize sessions they open; records in the section at the end of this file)
+  /** KILN_PUBLIC_KEY_EXISTS when a live key has the name. */
+  createPublicKey(k: PublicKey): Promise<PublicKey>;
+  getPublicKey(id: string): Promise<PublicKey | null>;
+  /** The live key of that name. */
+  findPublicKeyByName(name: string): Promise<PublicKey | null>;
+  /** Live keys (or, with `deleted`, soft-deleted ones), by name then id. */
+  listPublicKeys(filter: { deleted: boolean; owner?: string | undefined }): Promise<PublicKey[]>;
+  /**
+   * Soft-deletes (`deletedAt` a time) or restores (null) a key. KILN_PUBLIC_KEY_NOT_FOUND; restoring
+   * while a live key has taken its name: KILN_PUBLIC_KEY_EXISTS.
+   */
+  setPublicKeyDeleted(id: string, deletedAt: string | null): Promise<PublicKey>;
+  /** Removes a key for good; KILN_PUBLIC_KEY_NOT_FOUND. */
+  purgePublicKey(id: string): Promise<void>;
+  /** Stores the session of a customize job, replacing what an earlier attempt of the job left. */
+  saveCustomizeSession(s: CustomizeSession): Promise<CustomizeSession>;
+  getCustomizeSession(jobId: string): Promise<CustomizeSession | null>;
+  /** Publishes (or with null withdraws) where the session's sshd listens; KILN_CUSTOMIZE_NOT_FOUND. */
+  setCustomizeConnection(jobId: string, connection: CustomizeConnection | null, at: string): Promise<CustomizeSession>;
+  /** Records that the user is done; the first request is kept (idempotent). KILN_CUSTOMIZE_NOT_FOUND. */
+  requestCustomizeDone(jobId: string, actor: string, at: string): Promise<CustomizeSession>;
 }
 
 export interface BlobInfo {
@@ -217,4 +251,47 @@ export interface Clock {
 export interface IdSource {
   id(): string;
   secret(): string;
+}
+
+// ---------------------------------------------------------------- public keys: records
+// (kept here with their Store methods; candidates for types.ts)
+
+/** An OpenSSH public key registered in Kiln (customize sessions accept it). */
+export interface PublicKey {
+  id: string;
+  name: string;
+  /** The user the key belongs to; null for keys of the installation. */
+  owner: string | null;
+  /** Normalised `<type> <base64>[ <comment>]`, as in authorized_keys (never with options). */
+  publicKey: string;
+  /** `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp256`... */
+  type: string;
+  comment: string;
+  /** `SHA256:<base64>`, as `ssh-keygen -l` prints it. */
+  fingerprint: string;
+  createdAt: string;
+  deletedAt: string | null;
+}
+
+/** Where a customize session's sshd listens, and the host key clients should see there. */
+export interface CustomizeConnection {
+  host: string;
+  port: number;
+  user: string;
+  hostKeyFingerprint: string;
+}
+
+/** A customize job's session: which key may log in, where, and whether the user said done. */
+export interface CustomizeSession {
+  jobId: string;
+  image: string;
+  version: string;
+  publicKeyId: string;
+  publicKeyFingerprint: string;
+  /** Set while sshd listens (the job's stage is then `waiting_on_user`). */
+  connection: CustomizeConnection | null;
+  doneRequestedAt: string | null;
+  doneRequestedBy: string | null;
+  createdAt: string;
+  updatedAt: string;
 }

@@ -58,7 +58,7 @@ export interface RunningJobs {
 
 export async function openJobs(config: KilnConfig, dataDir: string, deps: JobDeps, opts: { inProcess?: boolean } = {}): Promise<RunningJobs> {
   const queue = await openJobQueue(config, dataDir, deps.clock, deps.log);
-  const types = deps.types ?? kilnJobTypes({ store: deps.store, blobs: deps.blobs, clock: deps.clock, ids: deps.ids });
+  const types = deps.types ?? kilnJobTypes({ store: deps.store, blobs: deps.blobs, clock: deps.clock, ids: deps.ids, customize: config.customize });
   const logs = new JobLogs(queue, deps.blobs);
   const service = new JobService(queue, types, logs, deps.ids, deps.clock);
   const c = config.jobs;

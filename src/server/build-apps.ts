@@ -17,6 +17,9 @@ import { ArtifactLinks, type ArtifactLinkOptions } from '../boot/http/artifact-l
 import { loginRoutes, type LoginRouteOptions } from '../api/login/login-routes.js';
 import { imageSetupRoutes } from '../api/routes/image-setup-routes.js';
 import { jobRoutes } from '../api/routes/job-routes.js';
+import { recipeRoutes } from '../api/routes/recipe-routes.js';
+import { customizeRoutes } from '../api/routes/customize-routes.js';
+import { publicKeyRoutes } from '../api/routes/public-key-routes.js';
 import { payloadRoutes } from '../api/routes/payload-routes.js';
 import { userRoutes } from '../api/routes/user-routes.js';
 import { baasRoutes } from '../compat/baas/baas-routes.js';
@@ -90,7 +93,7 @@ export async function registerAdmin(app: FastifyInstance, opts: AppOptions): Pro
   await app.register(async (api) => {
     // JSON only: a text/plain body is refused with 415 rather than half-parsed.
     api.removeContentTypeParser('text/plain');
-    for (const routes of [imageRoutes, machineRoutes, profileRoutes, tokenRoutes, payloadRoutes, userRoutes, imageSetupRoutes, jobRoutes]) await api.register(routes, { services: opts.services });
+    for (const routes of [imageRoutes, machineRoutes, profileRoutes, tokenRoutes, payloadRoutes, userRoutes, imageSetupRoutes, jobRoutes, publicKeyRoutes, customizeRoutes, recipeRoutes]) await api.register(routes, { services: opts.services });
     // Own scope: uploads replace the JSON body parser with a raw stream.
     await api.register(artifactRoutes, { services: opts.services });
     api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

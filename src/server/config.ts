@@ -2,7 +2,9 @@
 // Read once at the entry point, validated with every problem reported together, then frozen.
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { isIP } from 'node:net';
 import { parseS3Url } from '../blobs/s3/s3-url.js';
+import { parsePortRange, type CustomizeSettings } from '../jobs/customize/customize-settings.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'listen' | 'url' | 'level' | 'optional-listen' | 'optional-url' | 'path' | 'optional-string' | 'optional-pg-url' | 'optional-s3-url' | 'enum';
 
@@ -78,6 +80,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'login.defaultRole', env: 'KILN_LOGIN_DEFAULT_ROLE', flag: '--login-default-role', kind: 'enum', values: ['viewer', 'operator', 'admin'], default: 'viewer', doc: 'role of a user created by their first login (an admin can raise it)' },
   { key: 'login.sessionTtlHours', env: 'KILN_LOGIN_SESSION_TTL_HOURS', flag: '--login-session-ttl-hours', kind: 'int', default: 8, min: 1, max: 8760, doc: 'how long a login session lasts' },
   { key: 'login.secureCookie', env: 'KILN_LOGIN_SECURE_COOKIE', flag: '--login-secure-cookie', kind: 'bool', default: true, doc: 'mark the session cookie Secure (browsers then send it over HTTPS only; put Kiln behind TLS)' },
+  { key: 'customize.address', env: 'KILN_CUSTOMIZE_ADDRESS', flag: '--customize-address', kind: 'string', default: '127.0.0.1', doc: 'IP address the SSH server of a customize session listens on, on the worker running it (0.0.0.0: every interface)' },
+  { key: 'customize.host', env: 'KILN_CUSTOMIZE_HOST', flag: '--customize-host', kind: 'optional-string', default: null, doc: 'host name or address users are told to ssh to (default: customize.address, or the worker\'s host name when that is 0.0.0.0 or ::)' },
+  { key: 'customize.ports', env: 'KILN_CUSTOMIZE_PORTS', flag: '--customize-ports', kind: 'string', default: '32200-32299', doc: 'ports customize sessions may listen on (FIRST-LAST), one per running session' },
+  { key: 'customize.sshd', env: 'KILN_CUSTOMIZE_SSHD', flag: '--customize-sshd', kind: 'path', default: '/usr/sbin/sshd', doc: 'the worker\'s OpenSSH server (Debian package openssh-server); customize sessions run it in a container' },
   { key: 'events.flushIntervalMs', env: 'KILN_EVENTS_FLUSH_INTERVAL_MS', flag: '--events-flush-interval-ms', kind: 'int', default: 50, min: 1, max: 10000, doc: 'boot events are written in batches at most this far apart' },
   { key: 'jobs.inProcess', env: 'KILN_JOBS_IN_PROCESS', flag: '--jobs-in-process', kind: 'bool', default: true, doc: 'kiln serve runs jobs (image builds) itself; false: only `kiln worker` processes run them' },
   { key: 'jobs.concurrency', env: 'KILN_JOBS_CONCURRENCY', flag: '--jobs-concurrency', kind: 'int', default: 1, min: 1, max: 64, doc: 'jobs one worker runs at once; builds keep a 2-core machine busy (debootstrap, mksquashfs), so raise it on bigger build hosts' },
@@ -141,6 +147,7 @@ export interface KilnConfig {
     sessionTtlHours: number;
     secureCookie: boolean;
   };
+  customize: CustomizeSettings;
 }
 
 export class ConfigError extends Error {
@@ -322,6 +329,9 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   const jobTypes = values.get('jobs.types') === null ? null : (values.get('jobs.types') as string).split(',').map((x) => x.trim()).filter((x) => x !== '');
   for (const t of jobTypes ?? []) if (!/^[a-z][a-z0-9-]{0,62}$/.test(t)) problems.push(`jobs.types: ${JSON.stringify(t)} is not a job type name`);
   if ((values.get('jobs.heartbeatSeconds') as number) * 2 > (values.get('jobs.leaseSeconds') as number)) problems.push('jobs.heartbeatSeconds: at most half of jobs.leaseSeconds (a late heartbeat must not lose the lease)');
+  const customizePorts = parsePortRange(values.get('customize.ports') as string);
+  if (customizePorts === null) problems.push(`customize.ports: want FIRST-LAST within 1-65535 (e.g. 32200-32299), got ${JSON.stringify(values.get('customize.ports'))}`);
+  if (isIP(values.get('customize.address') as string) === 0) problems.push(`customize.address: want an IP address, got ${JSON.stringify(values.get('customize.address'))}`);
   if (problems.length > 0) throw new ConfigError(problems);
   const get = <T>(k: string) => values.get(k) as T;
   return Object.freeze({
@@ -406,6 +416,12 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       defaultRole: get<'viewer' | 'operator' | 'admin'>('login.defaultRole'),
       sessionTtlHours: get<number>('login.sessionTtlHours'),
       secureCookie: get<boolean>('login.secureCookie'),
+    }),
+    customize: Object.freeze({
+      address: get<string>('customize.address'),
+      host: get<string | null>('customize.host'),
+      ports: Object.freeze(customizePorts!),
+      sshd: get<string>('customize.sshd'),
     }),
   });
 }

@@ -21,8 +21,11 @@ import { ProfileService } from '../core/services/profile-service.js';
 import { TokenService } from '../core/services/token-service.js';
 import { ImageSetupService } from '../core/services/image-setup-service.js';
 import { PayloadService } from '../core/services/payload-service.js';
+import { RecipeService } from '../core/services/recipe-service.js';
 import { UserService, type UserServiceOptions } from '../core/services/user-service.js';
 import { JobService } from '../jobs/job-service.js';
+import { CustomizeService } from '../jobs/customize/customize-service.js';
+import { PublicKeyService } from '../core/services/public-key-service.js';
 import { openJobs } from '../jobs/start-jobs.js';
 import { buildApps } from './build-apps.js';
 import { linkStoreChanges } from './cluster/cluster-worker.js';
@@ -63,6 +66,7 @@ export function buildServices(
     maxBatch: 500,
     onError: (err, dropped) => log.error({ err, dropped }, 'could not record boot events'),
   });
+  const jobs = opts.jobs ?? JobService.unavailable(ids, clock);
   const services: Services = {
     artifacts: new ArtifactService(store, blobs, clock),
     images: new ImageService(store, blobs, clock, ids),
@@ -74,7 +78,10 @@ export function buildServices(
     payloads: new PayloadService(store, clock),
     users: new UserService(store, clock, ids, opts.users ?? { defaultRole: 'viewer', sessionTtlHours: 8 }),
     setups: new ImageSetupService(store, clock, ids, blobs),
-    jobs: opts.jobs ?? JobService.unavailable(ids, clock),
+    recipes: new RecipeService(store, blobs, clock, ids),
+    jobs,
+    publicKeys: new PublicKeyService(store, clock, ids),
+    customize: new CustomizeService(store, blobs, clock, ids, jobs),
     clock,
   };
   // Sessions and user-scoped tokens authenticate through the users service on every route.

@@ -3,11 +3,12 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { KilnError } from '../core/kiln-error.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
-import type { Change, ExpectedRevision, MachineFilter, NewBootEvent, Store, StoredToken } from '../core/ports.js';
+import type { Change, CustomizeConnection, CustomizeSession, ExpectedRevision, MachineFilter, NewBootEvent, PublicKey, Store, StoredToken } from '../core/ports.js';
 import type {
   Arch, Artifact, ArtifactRole, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Firmware, Group, Image,
   ImageSetup, ImageVersion, Machine, MachineState, Payload, Profile, Role, Session, SetupImage, Token, User, VersionArtifact,
 } from '../core/types.js';
+import type { Recipe, RecipeKind } from '../core/recipes/recipe.js';
 import type { Database } from './schema.js';
 
 export interface DialectHooks {
@@ -179,7 +180,9 @@ export class KyselyStore implements Store {
   async unreferencedArtifacts(candidates: readonly string[]): Promise<string[]> {
     if (candidates.length === 0) return [];
     const used = await this.db.selectFrom('version_artifacts').select('sha256').distinct().where('sha256', 'in', candidates).execute();
-    const usedSet = new Set(used.map((r) => r.sha256));
+    // A recipe's file is an artifact too: a purge must not collect it.
+    const recipes = await this.db.selectFrom('recipes').select('sha256').distinct().where('sha256', 'in', candidates).execute();
+    const usedSet = new Set([...used, ...recipes].map((r) => r.sha256));
     return candidates.filter((c) => !usedSet.has(c));
   }
 
@@ -935,6 +938,124 @@ export class KyselyStore implements Store {
     const r = await this.db.selectFrom('secrets').select('value').where('name', '=', name).executeTakeFirstOrThrow();
     return r.value;
   }
+
+  // ---------------------------------------------------------------- public keys
+  // (and customize sessions; the row mapping is at the end of this file)
+
+  async createPublicKey(k: PublicKey): Promise<PublicKey> {
+    await this.unique('KILN_PUBLIC_KEY_EXISTS', `a public key named ${k.name} exists`, () => this.db.insertInto('public_keys').values(publicKeyRow(k)).execute());
+    return (await this.getPublicKey(k.id))!;
+  }
+
+  async getPublicKey(id: string): Promise<PublicKey | null> {
+    const r = await this.db.selectFrom('public_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    return r === undefined ? null : toPublicKey(r);
+  }
+
+  async findPublicKeyByName(name: string): Promise<PublicKey | null> {
+    const r = await this.db.selectFrom('public_keys').selectAll().where('name', '=', name).where('deleted_at', 'is', null).executeTakeFirst();
+    return r === undefined ? null : toPublicKey(r);
+  }
+
+  async listPublicKeys(filter: { deleted: boolean; owner?: string | undefined }): Promise<PublicKey[]> {
+    let q = this.db.selectFrom('public_keys').selectAll().where('deleted_at', filter.deleted ? 'is not' : 'is', null);
+    if (filter.owner !== undefined) q = q.where('owner', '=', filter.owner);
+    return (await q.orderBy('name').orderBy('id').execute()).map(toPublicKey);
+  }
+
+  async setPublicKeyDeleted(id: string, deletedAt: string | null): Promise<PublicKey> {
+    const res = await this.unique('KILN_PUBLIC_KEY_EXISTS', `another live public key has the name of ${id}`, () =>
+      this.db.updateTable('public_keys').set({ deleted_at: deletedAt }).where('id', '=', id).executeTakeFirst(),
+    );
+    if (res.numUpdatedRows === 0n) throw new KilnError('KILN_PUBLIC_KEY_NOT_FOUND', `no public key ${id}`);
+    return (await this.getPublicKey(id))!;
+  }
+
+  async purgePublicKey(id: string): Promise<void> {
+    const res = await this.db.deleteFrom('public_keys').where('id', '=', id).executeTakeFirst();
+    if (res.numDeletedRows === 0n) throw new KilnError('KILN_PUBLIC_KEY_NOT_FOUND', `no public key ${id}`);
+  }
+
+  async saveCustomizeSession(cs: CustomizeSession): Promise<CustomizeSession> {
+    const { job_id: _j, created_at: _c, ...rest } = customizeSessionRow(cs);
+    await this.db.insertInto('customize_sessions').values(customizeSessionRow(cs)).onConflict((oc) => oc.column('job_id').doUpdateSet(rest)).execute();
+    return (await this.getCustomizeSession(cs.jobId))!;
+  }
+
+  async getCustomizeSession(jobId: string): Promise<CustomizeSession | null> {
+    const r = await this.db.selectFrom('customize_sessions').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    return r === undefined ? null : toCustomizeSession(r);
+  }
+
+  async setCustomizeConnection(jobId: string, c: CustomizeConnection | null, at: string): Promise<CustomizeSession> {
+    const res = await this.db
+      .updateTable('customize_sessions')
+      .set({ host: c?.host ?? null, port: c?.port ?? null, user_name: c?.user ?? null, host_key_fingerprint: c?.hostKeyFingerprint ?? null, updated_at: at })
+      .where('job_id', '=', jobId)
+      .executeTakeFirst();
+    if (res.numUpdatedRows === 0n) throw new KilnError('KILN_CUSTOMIZE_NOT_FOUND', `no customize session for job ${jobId}`);
+    return (await this.getCustomizeSession(jobId))!;
+  }
+
+  async requestCustomizeDone(jobId: string, actor: string, at: string): Promise<CustomizeSession> {
+    await this.db
+      .updateTable('customize_sessions')
+      .set({ done_requested_at: at, done_requested_by: actor, updated_at: at })
+      .where('job_id', '=', jobId)
+      .where('done_requested_at', 'is', null)
+      .execute();
+    const s = await this.getCustomizeSession(jobId);
+    if (s === null) throw new KilnError('KILN_CUSTOMIZE_NOT_FOUND', `no customize session for job ${jobId}`);
+    return s;
+  }
+
+  // ---------------------------------------------------------------- recipes (image builds)
+
+  async createRecipe(r: Recipe): Promise<Recipe> {
+    await this.unique('KILN_RECIPE_EXISTS', `recipe ${r.name} exists`, () => this.db.insertInto('recipes').values(KyselyStore.recipeRow(r)).execute());
+    return (await this.getRecipe(r.name))!;
+  }
+
+  async getRecipe(name: string): Promise<Recipe | null> {
+    const r = await this.db.selectFrom('recipes').selectAll().where('name', '=', name).executeTakeFirst();
+    return r === undefined ? null : KyselyStore.toRecipe(r);
+  }
+
+  async listRecipes(): Promise<Recipe[]> {
+    return (await this.db.selectFrom('recipes').selectAll().orderBy('name').execute()).map((r) => KyselyStore.toRecipe(r));
+  }
+
+  async replaceRecipe(r: Recipe, expected: ExpectedRevision): Promise<Recipe> {
+    const res = await this.db
+      .updateTable('recipes')
+      .set({ description: r.description, sha256: r.sha256, size: r.size, updated_at: r.updatedAt, revision: r.revision })
+      .where('name', '=', r.name)
+      .where('revision', '=', expected ?? r.revision - 1)
+      .executeTakeFirst();
+    if (res.numUpdatedRows === 0n) await this.missed((await this.getRecipe(r.name)) !== null, 'KILN_RECIPE_NOT_FOUND', `recipe ${r.name}`);
+    return (await this.getRecipe(r.name))!;
+  }
+
+  async deleteRecipe(name: string, expected: ExpectedRevision): Promise<void> {
+    let q = this.db.deleteFrom('recipes').where('name', '=', name);
+    if (expected !== undefined) q = q.where('revision', '=', expected);
+    const res = await q.executeTakeFirst();
+    if (res.numDeletedRows === 0n) await this.missed((await this.getRecipe(name)) !== null, 'KILN_RECIPE_NOT_FOUND', `recipe ${name}`);
+  }
+
+  private static recipeRow(r: Recipe): Database['recipes'] {
+    return {
+      id: r.id, name: r.name, kind: r.kind, arch: r.arch, description: r.description, sha256: r.sha256, size: r.size,
+      created_at: r.createdAt, updated_at: r.updatedAt, revision: r.revision,
+    };
+  }
+
+  private static toRecipe(r: Database['recipes']): Recipe {
+    return {
+      id: r.id, name: r.name, kind: r.kind as RecipeKind, arch: r.arch as Arch, description: r.description, sha256: r.sha256, size: Number(r.size),
+      createdAt: r.created_at, updatedAt: r.updated_at, revision: Number(r.revision),
+    };
+  }
 }
 
 // ---------------------------------------------------------------- row mapping
@@ -1016,4 +1137,38 @@ function rowToTokenLike(r: Database['tokens']): Token {
 
 function toToken(t: Token): Token {
   return { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt, lastUsedAt: t.lastUsedAt, revokedAt: t.revokedAt, user: t.user, machineId: t.machineId };
+}
+
+// ---------------------------------------------------------------- public keys and customize sessions: rows
+
+function publicKeyRow(k: PublicKey): Database['public_keys'] {
+  return {
+    id: k.id, name: k.name, owner: k.owner, public_key: k.publicKey, key_type: k.type, comment: k.comment, fingerprint: k.fingerprint,
+    created_at: k.createdAt, deleted_at: k.deletedAt,
+  };
+}
+
+function toPublicKey(r: Database['public_keys']): PublicKey {
+  return {
+    id: r.id, name: r.name, owner: r.owner, publicKey: r.public_key, type: r.key_type, comment: r.comment, fingerprint: r.fingerprint,
+    createdAt: r.created_at, deletedAt: r.deleted_at,
+  };
+}
+
+function customizeSessionRow(s: CustomizeSession): Database['customize_sessions'] {
+  return {
+    job_id: s.jobId, image: s.image, version: s.version, public_key_id: s.publicKeyId, public_key_fingerprint: s.publicKeyFingerprint,
+    host: s.connection?.host ?? null, port: s.connection?.port ?? null, user_name: s.connection?.user ?? null, host_key_fingerprint: s.connection?.hostKeyFingerprint ?? null,
+    done_requested_at: s.doneRequestedAt, done_requested_by: s.doneRequestedBy, created_at: s.createdAt, updated_at: s.updatedAt,
+  };
+}
+
+function toCustomizeSession(r: Database['customize_sessions']): CustomizeSession {
+  const connection = r.host !== null && r.port !== null && r.user_name !== null && r.host_key_fingerprint !== null
+    ? { host: r.host, port: Number(r.port), user: r.user_name, hostKeyFingerprint: r.host_key_fingerprint }
+    : null;
+  return {
+    jobId: r.job_id, image: r.image, version: r.version, publicKeyId: r.public_key_id, publicKeyFingerprint: r.public_key_fingerprint, connection,
+    doneRequestedAt: r.done_requested_at, doneRequestedBy: r.done_requested_by, createdAt: r.created_at, updatedAt: r.updated_at,
+  };
 }

@@ -31,4 +31,15 @@ export interface Database {
   sessions: { hash: string; user_name: string; created_at: string; expires_at: string };
   image_setups: { id: string; name: string; owner: string | null; images: string; created_at: string; updated_at: string; revision: number };
   boot_queue: { seq: Generated<number>; machine_id: string; setup_id: string; update_images: number; actor: string; created_at: string; popped_at: string | null };
+  recipes: { id: string; name: string; kind: string; arch: string; description: string; sha256: string; size: number; created_at: string; updated_at: string; revision: number };
+  // public keys, and the customize sessions they open (migration 0006_public_keys)
+  public_keys: {
+    id: string; name: string; owner: string | null; public_key: string; key_type: string; comment: string; fingerprint: string;
+    created_at: string; deleted_at: string | null;
+  };
+  customize_sessions: {
+    job_id: string; image: string; version: string; public_key_id: string; public_key_fingerprint: string;
+    host: string | null; port: number | null; user_name: string | null; host_key_fingerprint: string | null;
+    done_requested_at: string | null; done_requested_by: string | null; created_at: string; updated_at: string;
+  };
 }

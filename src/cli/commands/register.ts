@@ -6,6 +6,9 @@ import { jobCommands } from './job-commands.js';
 import { machineCommands } from './machine-commands.js';
 import { machinePayloadCommand, payloadCommands } from './payload-commands.js';
 import { profileCommands } from './profile-commands.js';
+import { recipeCommands } from './recipe-commands.js';
+import { customizeCommands } from './customize-commands.js';
+import { publicKeyCommands } from './public-key-commands.js';
 import { tokenCommands } from './token-commands.js';
 
 export function registerResourceCommands(program: Command): void {
@@ -19,4 +22,7 @@ export function registerResourceCommands(program: Command): void {
   payloadCommands(program.command('payload').description('payloads: parameters a booted machine fetches (ncore-api)'));
   tokenCommands(program.command('token').description('API tokens (admin)'));
   jobCommands(program.command('job').description('jobs (image builds): list, show, logs [-f], cancel, create, types'));
+  recipeCommands(program.command('recipe').description('recipes (debootstrap, rootfs tar, OCI layout, kiwi-ng) and image builds from them'));
+  customizeCommands(program.commands.find((c) => c.name() === 'image')!);
+  publicKeyCommands(program.command('public-key').description('OpenSSH public keys that may log in to customize sessions'));
 }

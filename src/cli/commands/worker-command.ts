@@ -5,7 +5,7 @@ import { SETTINGS } from '../../server/config.js';
 import { loadServerConfig } from './server-config.js';
 
 /** The settings a worker uses: where state lives, logging, and jobs.* (it always runs jobs). */
-const WORKER_SETTINGS = SETTINGS.filter((s) => ['dataDir', 'logLevel', 'sqliteCacheMiB'].includes(s.key) || /^(database|blobs)\./.test(s.key) || (s.key.startsWith('jobs.') && s.key !== 'jobs.inProcess'));
+const WORKER_SETTINGS = SETTINGS.filter((s) => ['dataDir', 'logLevel', 'sqliteCacheMiB'].includes(s.key) || /^(database|blobs|customize)\./.test(s.key) || (s.key.startsWith('jobs.') && s.key !== 'jobs.inProcess'));
 
 function optionName(flag: string): string {
   return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -63,10 +63,13 @@ describe('SqliteJobQueue', () => {
     const { migrateDown, migrateToLatest } = await import('../../store/migrations/migrate.js');
     const { db, conn } = connectSqlite({ path });
     try {
-      expect((await migrateToLatest(db as never, 'sqlite')).at(-1)).toBe('0004_jobs');
-      expect(await migrateDown(db as never, 'sqlite', 1)).toEqual(['0004_jobs']);
+      const applied = await migrateToLatest(db as never, 'sqlite');
+      // 0004_jobs and whatever came after it, newest first.
+      const fromJobs = applied.slice(applied.indexOf('0004_jobs')).reverse();
+      expect(fromJobs.at(-1)).toBe('0004_jobs');
+      expect(await migrateDown(db as never, 'sqlite', fromJobs.length)).toEqual(fromJobs);
       expect(conn.prepare("select name from sqlite_master where name in ('jobs', 'job_log_chunks')").all()).toEqual([]);
-      expect(await migrateToLatest(db as never, 'sqlite')).toEqual(['0004_jobs']);
+      expect(await migrateToLatest(db as never, 'sqlite')).toEqual([...fromJobs].reverse());
     } finally {
       await db.destroy();
       await drop();

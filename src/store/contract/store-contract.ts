@@ -22,6 +22,8 @@ import { ProfileService } from '../../core/services/profile-service.js';
 import { hashToken, TokenService } from '../../core/services/token-service.js';
 import type { Artifact, Machine } from '../../core/types.js';
 import { compatStoreCases } from './compat-store-cases.js';
+import { publicKeyStoreCases } from './public-key-store-cases.js';
+import { recipeStoreCases } from './recipe-store-cases.js';
 
 // ---------------------------------------------------------------- seams
 
@@ -1074,5 +1076,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
     });
 
     compatStoreCases(() => store);
+    publicKeyStoreCases(() => store);
+    recipeStoreCases(() => store);
   });
 }

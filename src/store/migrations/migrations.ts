@@ -296,8 +296,78 @@ function jobs(dialect: DialectName): Migration {
   };
 }
 
+/**
+ * Recipes (image builds): a record per recipe, its file an artifact. The artifact reference keeps a
+ * purge from collecting a recipe's file while the recipe exists.
+ */
+const recipes: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('recipes')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('arch', 'text', (c) => c.notNull())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('sha256', 'text', (c) => c.notNull().references('artifacts.sha256'))
+      .addColumn('size', 'bigint', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('revision', 'integer', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('recipes_sha256').on('recipes').column('sha256').execute();
+  },
+  async down(db: Kysely<unknown>) {
+    await db.schema.dropTable('recipes').execute();
+  },
+};
+
+/**
+ * OpenSSH public keys (soft-deleted like images; a name is unique among live keys) and the sessions
+ * of customize jobs: where their sshd listens and whether the user said done, so an API replica can
+ * tell a worker on another machine.
+ */
+const publicKeys: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('public_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('owner', 'text', (c) => c.references('users.name').onDelete('cascade'))
+      .addColumn('public_key', 'text', (c) => c.notNull())
+      .addColumn('key_type', 'text', (c) => c.notNull())
+      .addColumn('comment', 'text', (c) => c.notNull())
+      .addColumn('fingerprint', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('deleted_at', 'text')
+      .execute();
+    await db.schema.createIndex('public_keys_live_name').on('public_keys').column('name').unique().where(sql.ref('deleted_at'), 'is', null).execute();
+    await db.schema.createIndex('public_keys_owner').on('public_keys').column('owner').execute();
+    await db.schema
+      .createTable('customize_sessions')
+      .addColumn('job_id', 'text', (c) => c.primaryKey())
+      .addColumn('image', 'text', (c) => c.notNull())
+      .addColumn('version', 'text', (c) => c.notNull())
+      .addColumn('public_key_id', 'text', (c) => c.notNull())
+      .addColumn('public_key_fingerprint', 'text', (c) => c.notNull())
+      .addColumn('host', 'text')
+      .addColumn('port', 'integer')
+      .addColumn('user_name', 'text')
+      .addColumn('host_key_fingerprint', 'text')
+      .addColumn('done_requested_at', 'text')
+      .addColumn('done_requested_by', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: Kysely<unknown>) {
+    await db.schema.dropTable('customize_sessions').execute();
+    await db.schema.dropTable('public_keys').execute();
+  },
+};
+
 export function migrationProvider(dialect: DialectName): MigrationProvider {
   return {
-    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect), '0004_jobs': jobs(dialect) }),
+    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect), '0004_jobs': jobs(dialect), '0005_recipes': recipes, '0006_public_keys': publicKeys }),
   };
 }
