@@ -1,25 +1,15 @@
 // `kiln serve`: the server in this process. Flags come from the one settings table in server/config.
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { SETTINGS, type KilnConfig } from '../../server/config.js';
 import type { Logger } from 'pino';
 import type { RunningKiln } from '../../server/start-kiln.js';
-import { loadServerConfig } from './server-config.js';
-
-function optionName(flag: string): string {
-  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
+import { addSettingOptions, configFromOptions } from './server-config.js';
 
 export function serveCommand(): Command {
   const cmd = new Command('serve').description('run the Kiln server (admin API + boot endpoints): SQLite and the data directory by default, PostgreSQL and S3 when configured');
-  cmd.addOption(new Option('-c, --config <path>', 'configuration file (default ./kiln.yaml when present; env KILN_CONFIG)'));
-  for (const s of SETTINGS) {
-    const placeholder = s.kind === 'bool' ? '[bool]' : '<value>';
-    cmd.addOption(new Option(`${s.flag} ${placeholder}`, `${s.doc} (env ${s.env}, default ${String(s.default)})`));
-  }
+  addSettingOptions(cmd, SETTINGS);
   cmd.action(async (opts: Record<string, string | boolean | undefined>, command: Command) => {
-    const flags: Record<string, string | boolean | undefined> = {};
-    for (const s of SETTINGS) flags[s.key] = opts[optionName(s.flag)];
-    const config = loadServerConfig(opts.config as string | undefined, flags, command);
+    const config = configFromOptions(opts, SETTINGS, command);
     // Loaded here, not at the top: client commands should not pay for loading the server.
     const { createLogger } = await import('../../server/logger.js');
     const log = createLogger(config.logLevel);

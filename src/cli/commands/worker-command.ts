@@ -1,27 +1,17 @@
 // `kiln worker`: runs jobs from the queue in this process, against the database and blob store the
 // servers use (same settings and kiln.yaml as `kiln serve`). Run as many as there are build hosts.
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { SETTINGS } from '../../server/config.js';
-import { loadServerConfig } from './server-config.js';
+import { addSettingOptions, configFromOptions } from './server-config.js';
 
 /** The settings a worker uses: where state lives, logging, and jobs.* (it always runs jobs). */
 const WORKER_SETTINGS = SETTINGS.filter((s) => ['dataDir', 'logLevel', 'sqliteCacheMiB'].includes(s.key) || /^(database|blobs|customize)\./.test(s.key) || (s.key.startsWith('jobs.') && s.key !== 'jobs.inProcess'));
 
-function optionName(flag: string): string {
-  return flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
 export function workerCommand(): Command {
   const cmd = new Command('worker').description('run jobs (image builds) from the shared queue: same database and blob store as the servers; stops on SIGTERM after jobs.shutdownGraceSeconds');
-  cmd.addOption(new Option('-c, --config <path>', 'configuration file (default ./kiln.yaml when present; env KILN_CONFIG)'));
-  for (const s of WORKER_SETTINGS) {
-    const placeholder = s.kind === 'bool' ? '[bool]' : '<value>';
-    cmd.addOption(new Option(`${s.flag} ${placeholder}`, `${s.doc} (env ${s.env}, default ${String(s.default)})`));
-  }
+  addSettingOptions(cmd, WORKER_SETTINGS);
   cmd.action(async (opts: Record<string, string | boolean | undefined>, command: Command) => {
-    const flags: Record<string, string | boolean | undefined> = {};
-    for (const s of WORKER_SETTINGS) flags[s.key] = opts[optionName(s.flag)];
-    const config = loadServerConfig(opts.config as string | undefined, flags, command);
+    const config = configFromOptions(opts, WORKER_SETTINGS, command);
     const { createLogger } = await import('../../server/logger.js');
     const { startWorkerProcess } = await import('../../jobs/start-jobs.js');
     const log = createLogger(config.logLevel);

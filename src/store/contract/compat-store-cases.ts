@@ -1,21 +1,12 @@
 // Store contract cases for what the compat layers added: payloads, machine payload and taken next
 // boot, MAC suffix lookup, channel delete, version artifact swap, users and sessions, image owners,
 // image setups and the boot queue. Called inside describeStoreContract, so every adapter runs them.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { KilnError } from '../../core/kiln-error.js';
 import type { Store } from '../../core/ports.js';
 import type { ImageSetup, Machine, Payload, User } from '../../core/types.js';
-import type { ErrorCode } from '../../core/error-catalogue.js';
+import { rejects, sha, T } from './contract-helpers.js';
 
-const T = '2030-01-01T00:00:00.000Z';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-
-async function rejects(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  const err = await p.then(() => null, (e: unknown) => e);
-  expect(err, `expected ${code}`).toBeInstanceOf(KilnError);
-  expect((err as KilnError).code).toBe(code);
-}
 
 function machine(n: number, over: Partial<Machine> = {}): Machine {
   const hex = n.toString(16).padStart(6, '0');

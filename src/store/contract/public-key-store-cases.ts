@@ -3,18 +3,10 @@
 // every adapter runs them.
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { ErrorCode } from '../../core/error-catalogue.js';
-import { KilnError } from '../../core/kiln-error.js';
 import type { CustomizeSession, PublicKey, Store } from '../../core/ports.js';
+import { rejects, T } from './contract-helpers.js';
 
-const T = '2030-01-01T00:00:00.000Z';
 const T2 = '2030-01-01T00:00:05.000Z';
-
-async function rejects(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  const err = await p.then(() => null, (e: unknown) => e);
-  expect(err, `expected ${code}`).toBeInstanceOf(KilnError);
-  expect((err as KilnError).code).toBe(code);
-}
 
 const key = (name: string, over: Partial<PublicKey> = {}): PublicKey => ({
   id: randomUUID(), name, owner: null, publicKey: `ssh-ed25519 AAAA${name} ${name}@example`, type: 'ssh-ed25519', comment: `${name}@example`,

@@ -1,21 +1,12 @@
 // Store contract cases for recipes (image builds): create, get, list, replace with revision, delete;
 // names unique; a recipe's file must be a recorded artifact. Called inside describeStoreContract, so
 // every adapter runs them.
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { ErrorCode } from '../../core/error-catalogue.js';
-import { KilnError } from '../../core/kiln-error.js';
 import type { Store } from '../../core/ports.js';
 import type { Recipe } from '../../core/recipes/recipe.js';
+import { rejects, sha, T } from './contract-helpers.js';
 
-const T = '2030-01-01T00:00:00.000Z';
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-
-async function rejects(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  const err = await p.then(() => null, (e: unknown) => e);
-  expect(err, `expected ${code}`).toBeInstanceOf(KilnError);
-  expect((err as KilnError).code).toBe(code);
-}
 
 const recipe = (name: string, over: Partial<Recipe> = {}): Recipe => ({
   id: randomUUID(), name, kind: 'debootstrap', arch: 'x86_64', description: '', sha256: sha(`${name}-1`), size: 10, createdAt: T, updatedAt: T, revision: 1, ...over,
