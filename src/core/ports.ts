@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import type {
   Artifact, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Group, Image, ImageSetup, ImageVersion,
-  Machine, MachineState, Payload, Profile, Role, Session, Token, User, VersionArtifact,
+  CustomizeConnection, CustomizeSession, Machine, MachineState, Payload, Profile, PublicKey, Role, Session, Token, User, VersionArtifact,
 } from './types.js';
 import type { Recipe } from './recipes/recipe.js';
 
@@ -251,47 +251,4 @@ export interface Clock {
 export interface IdSource {
   id(): string;
   secret(): string;
-}
-
-// ---------------------------------------------------------------- public keys: records
-// (kept here with their Store methods; candidates for types.ts)
-
-/** An OpenSSH public key registered in Kiln (customize sessions accept it). */
-export interface PublicKey {
-  id: string;
-  name: string;
-  /** The user the key belongs to; null for keys of the installation. */
-  owner: string | null;
-  /** Normalised `<type> <base64>[ <comment>]`, as in authorized_keys (never with options). */
-  publicKey: string;
-  /** `ssh-ed25519`, `ssh-rsa`, `ecdsa-sha2-nistp256`... */
-  type: string;
-  comment: string;
-  /** `SHA256:<base64>`, as `ssh-keygen -l` prints it. */
-  fingerprint: string;
-  createdAt: string;
-  deletedAt: string | null;
-}
-
-/** Where a customize session's sshd listens, and the host key clients should see there. */
-export interface CustomizeConnection {
-  host: string;
-  port: number;
-  user: string;
-  hostKeyFingerprint: string;
-}
-
-/** A customize job's session: which key may log in, where, and whether the user said done. */
-export interface CustomizeSession {
-  jobId: string;
-  image: string;
-  version: string;
-  publicKeyId: string;
-  publicKeyFingerprint: string;
-  /** Set while sshd listens (the job's stage is then `waiting_on_user`). */
-  connection: CustomizeConnection | null;
-  doneRequestedAt: string | null;
-  doneRequestedBy: string | null;
-  createdAt: string;
-  updatedAt: string;
 }

@@ -3,7 +3,8 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { KilnError } from '../core/kiln-error.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
-import type { Change, CustomizeConnection, CustomizeSession, ExpectedRevision, MachineFilter, NewBootEvent, PublicKey, Store, StoredToken } from '../core/ports.js';
+import type { Change, ExpectedRevision, MachineFilter, NewBootEvent, Store, StoredToken } from '../core/ports.js';
+import type { CustomizeConnection, CustomizeSession, PublicKey } from '../core/types.js';
 import type {
   Arch, Artifact, ArtifactRole, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Firmware, Group, Image,
   ImageSetup, ImageVersion, Machine, MachineState, Payload, Profile, Role, Session, SetupImage, Token, User, VersionArtifact,

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CustomizeSession, PublicKey } from '../../src/core/ports.js';
+import type { CustomizeSession, PublicKey } from '../../src/core/types.js';
 import type { ImageVersion } from '../../src/core/types.js';
 import { isAlive, until } from '../../src/jobs/contract/probes.js';
 import type { Job } from '../../src/jobs/job.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PublicKey } from '../../src/core/ports.js';
+import type { PublicKey } from '../../src/core/types.js';
 import { findExecutable, isCi } from '../e2e/support/e2e-prerequisites.js';
 import { json, removeDir, startTestKiln, type TestKiln } from './helpers.js';
 

@@ -1,6 +1,6 @@
 // `kiln image customize ...`: open an image version over SSH, say done, see where to connect.
 import type { Command } from 'commander';
-import type { CustomizeSession } from '../../core/ports.js';
+import type { CustomizeSession } from '../../core/types.js';
 import type { Job } from '../../jobs/job.js';
 import type { ApiClient } from '../api-client.js';
 import { CliError } from '../api-client.js';

@@ -1,7 +1,7 @@
 // `kiln public-key ...`: OpenSSH public keys registered in Kiln (a customize session lets one in).
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { PublicKey } from '../../core/ports.js';
+import type { PublicKey } from '../../core/types.js';
 import { contextOf } from '../context.js';
 import { printObject, printRows } from '../output.js';
 import { seg, usageError, verb } from './command-helpers.js';

@@ -2,7 +2,8 @@
 // one parser that decides what counts as a key: soft delete, restore and purge as for images.
 import { createHash } from 'node:crypto';
 import { KilnError } from '../kiln-error.js';
-import type { Clock, IdSource, PublicKey, Store } from '../ports.js';
+import type { Clock, IdSource, Store } from '../ports.js';
+import type { PublicKey } from '../types.js';
 import { validateName } from '../validate.js';
 
 /** A parsed public key: what authorized_keys holds, and how `ssh-keygen -l` names it. */

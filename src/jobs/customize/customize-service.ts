@@ -2,7 +2,8 @@
 // typo fails the request rather than the job), show where to connect, and say done. The job itself
 // (image-customize-job.ts) may run on any worker; it hears "done" through the store.
 import { KilnError } from '../../core/kiln-error.js';
-import type { BlobStore, Clock, CustomizeSession, IdSource, Store } from '../../core/ports.js';
+import type { BlobStore, Clock, IdSource, Store } from '../../core/ports.js';
+import type { CustomizeSession } from '../../core/types.js';
 import { ImageService } from '../../core/services/image-service.js';
 import { PublicKeyService } from '../../core/services/public-key-service.js';
 import { validateName, validateVersion } from '../../core/validate.js';

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from 'typebox';
 import { KilnError } from '../../core/kiln-error.js';
-import type { CustomizeSession } from '../../core/ports.js';
+import type { CustomizeSession } from '../../core/types.js';
 import { ArtifactService } from '../../core/services/artifact-service.js';
 import { ImageService, type NewVersion } from '../../core/services/image-service.js';
 import { PublicKeyService, parseSshPublicKey } from '../../core/services/public-key-service.js';

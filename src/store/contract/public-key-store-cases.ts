@@ -3,7 +3,8 @@
 // every adapter runs them.
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { CustomizeSession, PublicKey, Store } from '../../core/ports.js';
+import type { Store } from '../../core/ports.js';
+import type { CustomizeSession, PublicKey } from '../../core/types.js';
 import { rejects, T } from './contract-helpers.js';
 
 const T2 = '2030-01-01T00:00:05.000Z';
