@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { runCommand } from './run-command.js';
+import { UDHCPC_SCRIPT } from '../jobs/builders/netboot-initrd.js';
 
 export interface TestImage {
   kernelVersion: string;
@@ -75,18 +76,6 @@ mount --move /run /newroot/run/initramfs || die "moving /run failed"
 mount --move /dev /newroot/dev || die "moving /dev failed"
 umount /sys /proc
 exec switch_root /newroot /sbin/init
-`;
-
-const UDHCPC_SCRIPT = `#!/bin/sh
-case "$1" in
-  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/\${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route add default via "\${router%% *}" dev "$interface"
-    ;;
-esac
-exit 0
 `;
 
 const ROOT_INIT = `#!/bin/sh

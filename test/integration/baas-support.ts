@@ -1,9 +1,8 @@
 // BAAS test support: a real OpenID provider (oidc-provider) whose client is registered once Kiln's
 // port is known, a browser (cookie jar, manual redirects) and a small BAAS client.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createServer, type RequestListener, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
+import { startOpenIdProvider as startSharedProvider } from '../support/openid-provider.js';
 
 export const CLIENT_ID = 'kiln-baas';
 export const CLIENT_SECRET = 'kiln-baas-test-secret';
@@ -15,50 +14,20 @@ export const PEOPLE: Record<string, { preferred_username: string; name: string; 
   'carol-id': { preferred_username: 'Carol', name: 'Carol Danvers', email: 'carol@example.test' },
 };
 
-interface OidcProviderModule {
-  Provider: new (issuer: string, configuration: Record<string, unknown>) => { callback(): RequestListener };
-}
-
 export interface OpenIdProvider {
   issuer: string;
-  /** Registers the client (redirect URIs are known once Kiln listens) and starts answering. */
+  /** Registers the BAAS tests' client with these redirect URIs and starts answering. */
   register(redirectUris: string[]): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Listens first (the issuer URL goes into Kiln's config); answers 503 until register(). */
+/** The shared OpenID provider with the BAAS tests' client and people. */
 export async function startOpenIdProvider(): Promise<OpenIdProvider> {
-  let handler: RequestListener = (_req, res) => res.writeHead(503).end();
-  const server: Server = createServer((req, res) => handler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const op = await startSharedProvider();
   return {
-    issuer,
-    async register(redirectUris) {
-      const specifier: string = 'oidc-provider';
-      const { Provider } = (await import(specifier)) as OidcProviderModule;
-      const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-      handler = new Provider(issuer, {
-        clients: [{
-          client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: redirectUris,
-          grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post',
-        }],
-        jwks: { keys: [{ ...signingKey, kid: 'test', use: 'sig' }] },
-        cookies: { keys: [randomBytes(16).toString('hex')] },
-        pkce: { required: () => true },
-        ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 600, IdToken: 600, Interaction: 600, Session: 600 },
-        claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email', 'email_verified'] },
-        findAccount: (_ctx: unknown, accountId: string) => (PEOPLE[accountId] === undefined ? undefined : {
-          accountId,
-          claims: () => ({ sub: accountId, ...PEOPLE[accountId], email_verified: true }),
-        }),
-        features: { devInteractions: { enabled: true } },
-      }).callback();
-    },
-    close: () => new Promise<void>((resolve, reject) => {
-      server.closeAllConnections();
-      server.close((err) => (err ? reject(err) : resolve()));
-    }),
+    issuer: op.issuer,
+    register: (redirectUris) => op.register({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris, accounts: PEOPLE }),
+    close: () => op.close(),
   };
 }
 

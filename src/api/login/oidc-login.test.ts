@@ -1,19 +1,15 @@
 // OidcLogin against a real OpenID provider (oidc-provider) and a local stand-in for GitHub's OAuth endpoints.
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../core/ports.js';
+import { startOpenIdProvider as startSharedProvider } from '../../../test/support/openid-provider.js';
 import { OidcLogin, PENDING_LOGIN_TTL_MS, type LoginIdentity, type PendingLogin } from './oidc-login.js';
 
 const CLIENT_ID = 'kiln';
 const CLIENT_SECRET = 'kiln-test-secret';
 const REDIRECT_URI = 'http://127.0.0.1:1/login/callback';
-
-/** The few parts of oidc-provider (untyped) this test uses. */
-interface OidcProviderModule {
-  Provider: new (issuer: string, configuration: Record<string, unknown>) => { callback(): RequestListener };
-}
 
 interface Running {
   base: string;
@@ -37,27 +33,12 @@ async function listen(makeHandler: (base: string) => RequestListener | Promise<R
 }
 
 async function startOpenIdProvider(): Promise<Running> {
-  // A non-literal specifier: oidc-provider ships no types, and the interface above says what is used.
-  const specifier: string = 'oidc-provider';
-  const { Provider } = (await import(specifier)) as OidcProviderModule;
-  const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-  return listen((issuer) => new Provider(issuer, {
-    clients: [{
-      client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [REDIRECT_URI],
-      grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post',
-    }],
-    jwks: { keys: [{ ...signingKey, kid: 'test', use: 'sig' }] },
-    cookies: { keys: [randomBytes(16).toString('hex')] },
-    pkce: { required: () => true },
-    // Explicit lifetimes keep oidc-provider from noting each default it falls back to.
-    ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 600, IdToken: 600, Interaction: 600, Session: 600 },
-    claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email', 'email_verified'] },
-    findAccount: (_ctx: unknown, accountId: string) => ({
-      accountId,
-      claims: () => ({ sub: accountId, preferred_username: 'alice', name: 'Alice Liddell', email: 'alice@example.test', email_verified: true }),
-    }),
-    features: { devInteractions: { enabled: true } },
-  }).callback());
+  const op = await startSharedProvider();
+  await op.register({
+    clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [REDIRECT_URI],
+    accounts: { 'alice-id': { preferred_username: 'alice', name: 'Alice Liddell', email: 'alice@example.test' } },
+  });
+  return { base: op.issuer, close: () => op.close() };
 }
 
 /** A browser's part: follows redirects by hand and carries cookies (paths ignored, which only sends more). */

@@ -90,7 +90,8 @@ umount /sys /proc
 exec switch_root /newroot "$INIT"
 `;
 
-const UDHCPC_SCRIPT = `#!/bin/sh
+/** busybox udhcpc's hook: configures the address, default route and resolvers it was given (also used by `kiln demo`). */
+export const UDHCPC_SCRIPT = `#!/bin/sh
 case "$1" in
   deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
