@@ -43,3 +43,15 @@ export class DigestMeter extends Transform {
     return { sha256, size: this.bytes };
   }
 }
+
+/** Passes bytes through and keeps their md5 (IMS manifests carry it; Kiln addresses by sha256). */
+export class Md5Meter extends Transform {
+  private readonly hash = createHash('md5');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}

@@ -5,6 +5,7 @@ import type {
   Artifact, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Group, Image, ImageSetup, ImageVersion,
   CustomizeConnection, CustomizeSession, Machine, MachineState, Payload, Profile, PublicKey, Role, Session, Token, User, VersionArtifact,
 } from './types.js';
+import type { ImsStore } from './ims/ims-records.js';
 import type { Recipe } from './recipes/recipe.js';
 
 export type EntityKind =
@@ -57,11 +58,14 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 
+  /** Cray IMS records; inside a transaction they take part in it. */
+  readonly ims: ImsStore;
+
   // artifacts: records of blobs that completed an upload
   putArtifact(a: Artifact): Promise<Artifact>;
   getArtifact(sha256: string): Promise<Artifact | null>;
   listArtifacts(): Promise<Artifact[]>;
-  /** Those of `candidates` that no image version or recipe refers to any more. */
+  /** Those of `candidates` that no image version, recipe or IMS object refers to any more. */
   unreferencedArtifacts(candidates: readonly string[]): Promise<string[]>;
   deleteArtifact(sha256: string): Promise<void>;
 

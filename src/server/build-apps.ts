@@ -25,6 +25,9 @@ import { userRoutes } from '../api/routes/user-routes.js';
 import { baasRoutes } from '../compat/baas/baas-routes.js';
 import { ncoreRoutes, type NcoreSettings } from '../compat/ncore/ncore-routes.js';
 import { pixiecoreRoutes, type PixiecoreSettings } from '../compat/pixiecore/pixiecore-routes.js';
+import { imsRoutes } from '../compat/ims/ims-routes.js';
+import type { ImsRecordsService } from '../compat/ims/ims-records-service.js';
+import type { ImsJobsService } from '../compat/ims/ims-jobs-service.js';
 
 export interface AppOptions {
   services: Services;
@@ -50,6 +53,8 @@ export interface CompatOptions {
   bucket: string;
   pixiecore: PixiecoreSettings | null;
   baas: { prefix: string } | null;
+  /** Cray IMS: its services are built by the composition root (they need the store and blob store). */
+  ims: { prefix: string; records: ImsRecordsService; jobs: ImsJobsService } | null;
   login: Omit<LoginRouteOptions, 'services'>;
 }
 
@@ -112,6 +117,9 @@ export async function registerAdmin(app: FastifyInstance, opts: AppOptions): Pro
       await hidden(scope);
       await scope.register(loginRoutes, { ...login, prefix: '/auth' });
       if (compat.baas !== null) await scope.register(baasRoutes, { services: opts.services, login, prefix: compat.baas.prefix });
+      if (compat.ims !== null) {
+        await scope.register(imsRoutes, { services: opts.services, records: compat.ims.records, jobs: compat.ims.jobs, health: opts.health, version: opts.version, prefix: compat.ims.prefix });
+      }
     });
   }
 }

@@ -72,6 +72,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'compat.pixiecore.enabled', env: 'KILN_COMPAT_PIXIECORE', flag: '--compat-pixiecore', kind: 'bool', default: false, doc: 'answer pixiecore\'s API mode at /v1/boot/<mac> (start pixiecore with --api pointing at Kiln)' },
   { key: 'compat.pixiecore.nextBootWindowSeconds', env: 'KILN_COMPAT_PIXIECORE_NEXT_BOOT_WINDOW_SECONDS', flag: '--compat-pixiecore-next-boot-window-seconds', kind: 'int', default: 300, min: 0, max: 86400, doc: 'pixiecore asks several times per boot: a next boot taken this recently is served again' },
   { key: 'compat.baas.enabled', env: 'KILN_COMPAT_BAAS', flag: '--compat-baas', kind: 'bool', default: false, doc: 'serve the BAAS control server API (machines, users, images, image setups, boot queue)' },
+  { key: 'compat.ims.enabled', env: 'KILN_COMPAT_IMS', flag: '--compat-ims', kind: 'bool', default: false, doc: 'serve the Cray IMS API (recipes, images, public keys, jobs; v2, v3 and deleted collections) under compat.ims.prefix' },
+  { key: 'compat.ims.prefix', env: 'KILN_COMPAT_IMS_PREFIX', flag: '--compat-ims-prefix', kind: 'string', default: '/apis/ims', doc: 'path prefix of the IMS routes (IMS\'s own gateway path by default)' },
+  { key: 'compat.ims.recipeBucket', env: 'KILN_COMPAT_IMS_RECIPE_BUCKET', flag: '--compat-ims-recipe-bucket', kind: 'string', default: 'ims', doc: 'bucket name IMS recipe links use (S3_IMS_BUCKET)' },
+  { key: 'compat.ims.imageBucket', env: 'KILN_COMPAT_IMS_IMAGE_BUCKET', flag: '--compat-ims-image-bucket', kind: 'string', default: 'boot-images', doc: 'bucket name of image artifacts and manifests, where job results are written (S3_BOOT_IMAGES_BUCKET)' },
   { key: 'compat.baas.prefix', env: 'KILN_COMPAT_BAAS_PREFIX', flag: '--compat-baas-prefix', kind: 'optional-string', default: null, doc: 'path prefix for the BAAS routes (e.g. /baas); unset: at the root, as the original' },
   { key: 'login.provider', env: 'KILN_LOGIN_PROVIDER', flag: '--login-provider', kind: 'enum', values: ['none', 'oidc', 'github'], default: 'none', doc: 'browser login: none, oidc (any OpenID Connect provider) or github (GitHub OAuth app)' },
   { key: 'login.issuer', env: 'KILN_LOGIN_ISSUER', flag: '--login-issuer', kind: 'optional-url', default: null, doc: 'OIDC issuer URL (discovery at /.well-known/openid-configuration); required with login.provider oidc' },
@@ -137,6 +141,7 @@ export interface KilnConfig {
     ncore: { enabled: boolean; defaultImageType: string; defaultImageTag: string; defaultPayload: string };
     pixiecore: { enabled: boolean; nextBootWindowSeconds: number };
     baas: { enabled: boolean; prefix: string };
+    ims: { enabled: boolean; prefix: string; recipeBucket: string; imageBucket: string };
   };
   login: {
     provider: 'none' | 'oidc' | 'github';
@@ -326,6 +331,10 @@ export function loadConfig(src: ConfigSources): KilnConfig {
   if (loginProvider === 'oidc' && values.get('login.issuer') === null) problems.push('login.issuer: required with login.provider oidc');
   const baasPrefix = values.get('compat.baas.prefix') as string | null;
   if (baasPrefix !== null && !/^(\/[A-Za-z0-9._-]+)+$/.test(baasPrefix)) problems.push(`compat.baas.prefix: want a path such as /baas, got ${JSON.stringify(baasPrefix)}`);
+  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(values.get('compat.ims.prefix') as string)) problems.push(`compat.ims.prefix: want a path such as /apis/ims, got ${JSON.stringify(values.get('compat.ims.prefix'))}`);
+  for (const k of ['compat.ims.recipeBucket', 'compat.ims.imageBucket']) {
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(values.get(k) as string)) problems.push(`${k}: want an S3 bucket name (3-63 lower-case letters, digits, "." and "-"), got ${JSON.stringify(values.get(k))}`);
+  }
   const jobTypes = values.get('jobs.types') === null ? null : (values.get('jobs.types') as string).split(',').map((x) => x.trim()).filter((x) => x !== '');
   for (const t of jobTypes ?? []) if (!/^[a-z][a-z0-9-]{0,62}$/.test(t)) problems.push(`jobs.types: ${JSON.stringify(t)} is not a job type name`);
   if ((values.get('jobs.heartbeatSeconds') as number) * 2 > (values.get('jobs.leaseSeconds') as number)) problems.push('jobs.heartbeatSeconds: at most half of jobs.leaseSeconds (a late heartbeat must not lose the lease)');
@@ -407,6 +416,10 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       }),
       pixiecore: Object.freeze({ enabled: get<boolean>('compat.pixiecore.enabled'), nextBootWindowSeconds: get<number>('compat.pixiecore.nextBootWindowSeconds') }),
       baas: Object.freeze({ enabled: get<boolean>('compat.baas.enabled'), prefix: baasPrefix ?? '' }),
+      ims: Object.freeze({
+        enabled: get<boolean>('compat.ims.enabled'), prefix: get<string>('compat.ims.prefix'),
+        recipeBucket: get<string>('compat.ims.recipeBucket'), imageBucket: get<string>('compat.ims.imageBucket'),
+      }),
     }),
     login: Object.freeze({
       provider: get<'none' | 'oidc' | 'github'>('login.provider'),

@@ -31,6 +31,8 @@ import { buildApps } from './build-apps.js';
 import { linkStoreChanges } from './cluster/cluster-worker.js';
 import type { KilnConfig } from './config.js';
 import { describeStorage, openBlobStore, openStore } from './open-storage.js';
+import { ImsRecordsService } from '../compat/ims/ims-records-service.js';
+import { ImsJobsService } from '../compat/ims/ims-jobs-service.js';
 import type { RunningPxe } from './start-pxe.js';
 import { KILN_VERSION } from './version.js';
 
@@ -225,6 +227,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
           bucket: config.blobs.url?.bucket ?? 'kiln',
           pixiecore: config.compat.pixiecore.enabled ? config.compat.pixiecore : null,
           baas: config.compat.baas.enabled ? config.compat.baas : null,
+          ims: config.compat.ims.enabled ? imsServices(store, blobs, services, config.compat.ims) : null,
           login: {
             provider: loginProvider(config),
             publicUrl: config.publicUrl,
@@ -286,4 +289,11 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
     await runClosers();
     throw err;
   }
+}
+
+/** The Cray IMS layer's services (records over the store and blob store, jobs over Kiln's queue). */
+function imsServices(store: Store, blobs: BlobStore, services: Services, settings: { prefix: string; recipeBucket: string; imageBucket: string }) {
+  const records = new ImsRecordsService({ store, blobs, clock: services.clock, ids: randomIds, recipes: services.recipes }, settings);
+  const jobs = new ImsJobsService({ store, jobs: services.jobs, customize: services.customize, recipes: services.recipes, records, now: () => services.clock.now() });
+  return { prefix: settings.prefix, records, jobs };
 }

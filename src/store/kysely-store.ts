@@ -9,7 +9,9 @@ import type {
   Arch, Artifact, ArtifactRole, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Firmware, Group, Image,
   ImageSetup, ImageVersion, Machine, MachineState, Payload, Profile, Role, Session, SetupImage, Token, User, VersionArtifact,
 } from '../core/types.js';
+import type { ImsStore } from '../core/ims/ims-records.js';
 import type { Recipe, RecipeKind } from '../core/recipes/recipe.js';
+import { KyselyImsStore } from './kysely-ims-store.js';
 import type { Database } from './schema.js';
 
 export interface DialectHooks {
@@ -79,6 +81,11 @@ export class KyselyStore implements Store {
 
   get dialect(): string {
     return this.shared.hooks.name;
+  }
+
+  get ims(): ImsStore {
+    // Bound to this store's db, which inside `transaction` is the transaction.
+    return new KyselyImsStore(this.db, (err) => this.shared.hooks.isUniqueViolation(err));
   }
 
   async transaction<T>(fn: (tx: Store) => Promise<T>, opts?: { serialize?: string }): Promise<T> {
@@ -183,7 +190,9 @@ export class KyselyStore implements Store {
     const used = await this.db.selectFrom('version_artifacts').select('sha256').distinct().where('sha256', 'in', candidates).execute();
     // A recipe's file is an artifact too: a purge must not collect it.
     const recipes = await this.db.selectFrom('recipes').select('sha256').distinct().where('sha256', 'in', candidates).execute();
-    const usedSet = new Set([...used, ...recipes].map((r) => r.sha256));
+    // An IMS object key names its bytes by artifact: collecting them would break the key.
+    const objects = await this.db.selectFrom('ims_objects').select('sha256').distinct().where('sha256', 'in', candidates).execute();
+    const usedSet = new Set([...used, ...recipes, ...objects].map((r) => r.sha256));
     return candidates.filter((c) => !usedSet.has(c));
   }
 

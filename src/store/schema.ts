@@ -42,4 +42,12 @@ export interface Database {
     host: string | null; port: number | null; user_name: string | null; host_key_fingerprint: string | null;
     done_requested_at: string | null; done_requested_by: string | null; created_at: string; updated_at: string;
   };
+  // Cray IMS records (migration 0007_ims); link_path is link.path, kept for lookups
+  ims_objects: { bucket: string; key: string; sha256: string; size: number; md5: string; content_type: string; created_at: string };
+  ims_recipes: {
+    id: string; name: string; recipe_type: string; linux_distribution: string; template_dictionary: string; require_dkms: number; arch: string;
+    link: string | null; link_path: string | null; created_at: string; deleted_at: string | null;
+  };
+  ims_images: { id: string; name: string; arch: string; metadata: string; link: string | null; link_path: string | null; created_at: string; deleted_at: string | null };
+  ims_jobs: { id: string; job_type: string; artifact_id: string; target_image_id: string; resultant_image_id: string | null; fields: string; created_at: string };
 }

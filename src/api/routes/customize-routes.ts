@@ -17,6 +17,7 @@ const CustomizeCreate = Type.Object(
     publicKey: Type.String({ minLength: 1, maxLength: 128, description: 'name or id of the registered public key that may log in' }),
     newVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'version to create (default: the next number)' })),
     promote: Type.Optional(S.Name),
+    targetImage: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'image that gets the new version (created when absent; default: this image)' })),
     timeoutSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: MAX_TIMEOUT_SECONDS, description: 'how long the session may last before it is stopped with nothing saved (default one day)' })),
   },
   { additionalProperties: false },
@@ -51,7 +52,7 @@ export const customizeRoutes: FastifyPluginAsyncTypebox<{ services: Services }> 
     },
   }, async (req, reply) => {
     const b = req.body;
-    const job = await s.customize.start({ image: req.params.name, version: req.params.version, publicKey: b.publicKey, newVersion: b.newVersion, promote: b.promote }, { actor: actorOf(req), timeoutSeconds: b.timeoutSeconds });
+    const job = await s.customize.start({ image: req.params.name, version: req.params.version, publicKey: b.publicKey, newVersion: b.newVersion, promote: b.promote, targetImage: b.targetImage }, { actor: actorOf(req), timeoutSeconds: b.timeoutSeconds });
     return reply.code(201).header('Location', `/api/v1/jobs/${job.id}`).send(job);
   });
 

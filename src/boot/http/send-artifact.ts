@@ -15,6 +15,8 @@ export interface ArtifactSource {
   size: number;
   mediaType: string;
   lastModified: Date;
+  /** Default: immutable (content-addressed URLs). URLs whose bytes may change (a name, "latest") must revalidate. */
+  cacheControl?: string;
   open(range?: ByteRange): Promise<Readable>;
 }
 
@@ -42,7 +44,7 @@ export async function sendArtifact(req: IncomingMessage, res: ServerResponse, sr
   res.setHeader('Last-Modified', lastModified.toUTCString());
   res.setHeader('Accept-Ranges', 'bytes');
   // Content-addressed: the bytes behind this URL never change.
-  res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+  res.setHeader('Cache-Control', src.cacheControl ?? 'public, max-age=31536000, immutable');
 
   const inm = req.headers['if-none-match'];
   if (inm !== undefined && etagMatches(inm, etag, true)) {

@@ -63,14 +63,12 @@ export async function sendDisk(s: Services, req: FastifyRequest, reply: FastifyR
   reply.hijack();
   const res = reply.raw;
   res.setHeader('Content-Disposition', `filename=${image.name}-${version.version}.img`);
-  // sendArtifact marks its bytes immutable (content-addressed URLs), but a BAAS URL (latest, or a
-  // version overwritten in place) may serve other bytes tomorrow: caches must revalidate by ETag.
-  const setHeader = res.setHeader.bind(res);
-  res.setHeader = (name, value) => setHeader(name, name.toLowerCase() === 'cache-control' ? 'private, no-cache' : value);
   // No date says when these bytes arrived (an overwrite may reuse an older blob), so Last-Modified is
   // now: If-Range by date then always sends the whole disk, If-Range by ETag resumes exactly.
   const lastModified = s.clock.now();
-  await sendArtifact(req.raw, res, { sha256: artifact.sha256, size: artifact.size, mediaType: contentType, lastModified, open: (range) => s.artifacts.read(artifact.sha256, range) });
+  await sendArtifact(req.raw, res, { sha256: artifact.sha256, size: artifact.size, mediaType: contentType, lastModified,
+    // A BAAS URL (latest, or a version overwritten in place) may serve other bytes tomorrow: caches must revalidate by ETag.
+    cacheControl: 'private, no-cache', open: (range) => s.artifacts.read(artifact.sha256, range) });
 }
 
 /** The frozen images of a setup as the original serialises them (images removed meanwhile are left out). */

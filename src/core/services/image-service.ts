@@ -89,7 +89,7 @@ export class ImageService {
    * candidates, so an upload that is not yet part of a version is never collected. Record first, then
    * bytes: a concurrent reader sees "not found", never a torn file.
    */
-  private async collectGarbage(candidates: readonly string[]): Promise<number> {
+  async collectGarbage(candidates: readonly string[]): Promise<number> {
     // Records go in one transaction with the reference check, so a version created concurrently
     // either keeps its blob (it committed first) or is refused for a missing artifact (it came after).
     const orphans = await this.store.transaction(async (tx) => {

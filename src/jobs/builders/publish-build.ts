@@ -3,9 +3,9 @@
 // move the channel, in one transaction. Until that commits nothing points at the new blobs; if anything
 // fails or the job is stopped, the blobs this build added are removed again, so a failed build leaves
 // no version and no stray artifact.
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { addAbortSignal, pipeline, Readable, Transform } from 'node:stream';
+import { addAbortSignal, pipeline, Readable } from 'node:stream';
+import { Md5Meter } from '../../blobs/digest-meter.js';
 import type { BlobStore, Clock, IdSource, Store } from '../../core/ports.js';
 import { buildImageManifest, manifestArtifact, type ManifestArtifact } from '../../core/recipes/image-manifest.js';
 import { ArtifactService } from '../../core/services/artifact-service.js';
@@ -47,17 +47,6 @@ export interface PublishDeps {
   ids: IdSource;
 }
 
-/** Passes bytes through and keeps their md5 (IMS manifests carry it; Kiln addresses by sha256). */
-class Md5Meter extends Transform {
-  private readonly hash = createHash('md5');
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
 
 /**
  * Removes the artifacts a failed build added: only those no version and no recipe refers to, record

@@ -18,6 +18,8 @@ export interface CustomizeRequest {
   publicKey: string;
   newVersion?: string | undefined;
   promote?: string | undefined;
+  /** The image that gets the new version (created when absent); default: `image`. */
+  targetImage?: string | undefined;
 }
 
 export interface CustomizeView {
@@ -47,11 +49,18 @@ export class CustomizeService {
     const image = await this.images.get(req.image);
     rootfsOf(await this.images.getVersion(image.name, req.version));
     const key = await this.keys.get(req.publicKey);
-    if (req.newVersion !== undefined && (await this.store.getVersion(image.name, validateVersion(req.newVersion))) !== null) {
-      throw new KilnError('KILN_VERSION_EXISTS', `image ${image.name} already has version ${req.newVersion}`);
+    const target = validateName(req.targetImage ?? image.name, 'image name');
+    const existing = await this.store.getImage(target);
+    if (existing !== null && existing.deletedAt !== null) throw new KilnError('KILN_IMAGE_DELETED', `image ${target} is deleted; restore it first`);
+    if (req.newVersion !== undefined && (await this.store.getVersion(target, validateVersion(req.newVersion))) !== null) {
+      throw new KilnError('KILN_VERSION_EXISTS', `image ${target} already has version ${req.newVersion}`);
     }
     if (req.promote !== undefined) validateName(req.promote, 'channel name');
-    const input = { image: image.name, version: req.version, publicKey: key.id, ...(req.newVersion !== undefined ? { newVersion: req.newVersion } : {}), ...(req.promote !== undefined ? { promote: req.promote } : {}) };
+    const input = {
+      image: image.name, version: req.version, publicKey: key.id,
+      ...(req.newVersion !== undefined ? { newVersion: req.newVersion } : {}), ...(req.promote !== undefined ? { promote: req.promote } : {}),
+      ...(req.targetImage !== undefined ? { targetImage: target } : {}),
+    };
     return this.jobs.create(IMAGE_CUSTOMIZE, input, { actor: opts.actor, timeoutSeconds: opts.timeoutSeconds });
   }
 

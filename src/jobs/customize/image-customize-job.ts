@@ -40,6 +40,11 @@ const MAX_MANIFEST_BYTES = 1024 * 1024;
 const SSHD_READY_MS = 30_000;
 const SSHD_TRIES = 3;
 
+/** Another job created the target image a moment earlier: fine, the version goes there. */
+function ignoreExists(err: unknown): void {
+  if (!(err instanceof KilnError && err.code === 'KILN_IMAGE_EXISTS')) throw err;
+}
+
 export const ImageCustomizeInput = Type.Object(
   {
     image: Type.String({ minLength: 1, maxLength: 63 }),
@@ -47,6 +52,7 @@ export const ImageCustomizeInput = Type.Object(
     publicKey: Type.String({ minLength: 1, maxLength: 128, description: 'name or id of a registered public key (the only one that can log in)' }),
     newVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'name of the version to create (default: the next number)' })),
     promote: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'channel to point at the new version once registered' })),
+    targetImage: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'image that gets the new version (created when absent; default: the image customized)' })),
   },
   { additionalProperties: false },
 );
@@ -163,10 +169,7 @@ export function imageCustomizeJob(deps: JobTypeDeps) {
       const rootfs = rootfsOf(from);
       const key = await keys.get(input.publicKey);
       const parsedKey = parseSshPublicKey(key.publicKey);
-      if (input.newVersion !== undefined && (await deps.store.getVersion(image.name, validateVersion(input.newVersion))) !== null) {
-        throw new KilnError('KILN_VERSION_EXISTS', `image ${image.name} already has version ${input.newVersion}`);
-      }
-      if (input.promote !== undefined) validateName(input.promote, 'channel name');
+      const target = await checkTarget(input);
       if (process.getuid?.() !== 0) throw new KilnError('KILN_CUSTOMIZE_SSHD_FAILED', `customize sessions need a worker running as root (namespaces, mounts, sshd); worker ${hostname()} is not`);
       await access(settings.sshd, constants.X_OK).catch(() => {
         throw new KilnError('KILN_CUSTOMIZE_SSHD_FAILED', `no OpenSSH server at ${settings.sshd} on worker ${hostname()} (apt-get install openssh-server, or set customize.sshd)`);
@@ -233,21 +236,34 @@ export function imageCustomizeJob(deps: JobTypeDeps) {
         replacements.set(a.sha256, await writeManifest(a, rootfs.sha256, { sha256: uploaded.sha256, size: uploaded.size }, out));
       }
       ctx.progress(90);
-      const created = await registerVersion(image.name, input.newVersion, {
+      if ((await deps.store.getImage(target)) === null) await images.create({ name: target, description: `customized from ${image.name} ${from.version}` }).catch(ignoreExists);
+      const created = await registerVersion(target, input.newVersion, {
         arch: from.arch,
         cmdline: from.cmdline,
         // Metadata naming the old rootfs or manifest by digest (a build's `manifest`) follows the new ones.
         metadata: { ...replaceDigests(from.metadata, replacements), customizedFrom: { version: from.version, job: job.id } },
         artifacts: from.artifacts.map((a) => ({ name: a.name, role: a.role, sha256: replacements.get(a.sha256) ?? a.sha256 })),
       });
-      ctx.log.line(`[kiln] registered ${image.name} version ${created.version} (rootfs ${uploaded.sha256}, ${uploaded.size} bytes)`);
+      ctx.log.line(`[kiln] registered ${target} version ${created.version} (rootfs ${uploaded.sha256}, ${uploaded.size} bytes)`);
       if (input.promote !== undefined) {
-        await images.promote(image.name, input.promote, created.version, job.createdBy ?? `job ${job.id}`, undefined);
+        await images.promote(target, input.promote, created.version, job.createdBy ?? `job ${job.id}`, undefined);
         ctx.log.line(`[kiln] promoted ${input.promote} to ${created.version}`);
       }
-      return { image: image.name, version: created.version, from: from.version, rootfs: { sha256: uploaded.sha256, size: uploaded.size }, promoted: input.promote ?? null };
+      return { image: target, version: created.version, from: from.version, rootfs: { sha256: uploaded.sha256, size: uploaded.size }, promoted: input.promote ?? null };
     },
   });
+
+  /** The image that gets the new version; refuses a deleted one or a version name it already has. */
+  async function checkTarget(input: { image: string; newVersion?: string | undefined; promote?: string | undefined; targetImage?: string | undefined }): Promise<string> {
+    const target = validateName(input.targetImage ?? input.image, 'image name');
+    const existing = await deps.store.getImage(target);
+    if (existing !== null && existing.deletedAt !== null) throw new KilnError('KILN_IMAGE_DELETED', `image ${target} is deleted; restore it first`);
+    if (existing !== null && input.newVersion !== undefined && (await deps.store.getVersion(target, validateVersion(input.newVersion))) !== null) {
+      throw new KilnError('KILN_VERSION_EXISTS', `image ${target} already has version ${input.newVersion}`);
+    }
+    if (input.promote !== undefined) validateName(input.promote, 'channel name');
+    return target;
+  }
 
   /**
    * Registers the version under the name asked for, else under the next free number: the user's work

@@ -22,6 +22,7 @@ import { ProfileService } from '../../core/services/profile-service.js';
 import { hashToken, TokenService } from '../../core/services/token-service.js';
 import type { Artifact, Machine } from '../../core/types.js';
 import { compatStoreCases } from './compat-store-cases.js';
+import { imsStoreCases } from './ims-store-cases.js';
 import { publicKeyStoreCases } from './public-key-store-cases.js';
 import { recipeStoreCases } from './recipe-store-cases.js';
 
@@ -1077,6 +1078,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
 
     compatStoreCases(() => store);
     publicKeyStoreCases(() => store);
+    imsStoreCases(() => store);
     recipeStoreCases(() => store);
   });
 }

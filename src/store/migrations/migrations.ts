@@ -366,8 +366,74 @@ const publicKeys: Migration = {
   },
 };
 
+/**
+ * Cray IMS records (src/core/ims): object keys naming artifacts, recipes, images and jobs as IMS
+ * clients see them. Links are JSON with their path copied to a column, so a lookup by path (IMS's
+ * "which record owns this S3 key") is an index read, not a scan of JSON.
+ */
+const ims: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('ims_objects')
+      .addColumn('bucket', 'text', (c) => c.notNull())
+      .addColumn('key', 'text', (c) => c.notNull())
+      .addColumn('sha256', 'text', (c) => c.notNull())
+      .addColumn('size', 'bigint', (c) => c.notNull())
+      .addColumn('md5', 'text', (c) => c.notNull())
+      .addColumn('content_type', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('ims_objects_pk', ['bucket', 'key'])
+      .execute();
+    // A purge asks whether any object still names an artifact.
+    await db.schema.createIndex('ims_objects_sha256').on('ims_objects').column('sha256').execute();
+    await db.schema
+      .createTable('ims_recipes')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('recipe_type', 'text', (c) => c.notNull())
+      .addColumn('linux_distribution', 'text', (c) => c.notNull())
+      .addColumn('template_dictionary', 'text', (c) => c.notNull())
+      .addColumn('require_dkms', 'integer', (c) => c.notNull())
+      .addColumn('arch', 'text', (c) => c.notNull())
+      .addColumn('link', 'text')
+      .addColumn('link_path', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('deleted_at', 'text')
+      .execute();
+    await db.schema.createIndex('ims_recipes_link_path').on('ims_recipes').column('link_path').execute();
+    await db.schema
+      .createTable('ims_images')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('arch', 'text', (c) => c.notNull())
+      .addColumn('metadata', 'text', (c) => c.notNull())
+      .addColumn('link', 'text')
+      .addColumn('link_path', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('deleted_at', 'text')
+      .execute();
+    await db.schema.createIndex('ims_images_link_path').on('ims_images').column('link_path').execute();
+    await db.schema
+      .createTable('ims_jobs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('job_type', 'text', (c) => c.notNull())
+      .addColumn('artifact_id', 'text', (c) => c.notNull())
+      .addColumn('target_image_id', 'text', (c) => c.notNull())
+      .addColumn('resultant_image_id', 'text')
+      .addColumn('fields', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+  async down(db: Kysely<unknown>) {
+    for (const t of ['ims_jobs', 'ims_images', 'ims_recipes', 'ims_objects']) await db.schema.dropTable(t).execute();
+  },
+};
+
 export function migrationProvider(dialect: DialectName): MigrationProvider {
   return {
-    getMigrations: () => Promise.resolve({ '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect), '0004_jobs': jobs(dialect), '0005_recipes': recipes, '0006_public_keys': publicKeys }),
+    getMigrations: () => Promise.resolve({
+      '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect), '0004_jobs': jobs(dialect), '0005_recipes': recipes, '0006_public_keys': publicKeys,
+      '0007_ims': ims,
+    }),
   };
 }
