@@ -61,12 +61,13 @@ export function customizeCommands(image: Command): void {
     .requiredOption('--key <name>', 'registered public key that may log in (kiln public-key add)')
     .option('--new-version <version>', 'version to create (default: the next number)')
     .option('--promote <channel>', 'point this channel at the new version once saved')
+    .option('--into <image>', 'save the new version in this image (created when absent) instead of the one customized')
     .option('--timeout <seconds>', 'stop the session (saving nothing) after this long (default one day)')
     .option('--no-wait', 'print the job at once instead of waiting until SSH is ready')
-    .action(async (name: string, version: string, opts: { key: string; newVersion?: string; promote?: string; timeout?: string; wait: boolean }, cmd: Command) => {
+    .action(async (name: string, version: string, opts: { key: string; newVersion?: string; promote?: string; into?: string; timeout?: string; wait: boolean }, cmd: Command) => {
       const { client, output } = contextOf(cmd);
       const job = await client.post<Job>(`/images/${seg(name)}/versions/${seg(version)}/customize`, {
-        publicKey: opts.key, newVersion: opts.newVersion, promote: opts.promote, timeoutSeconds: parseCount(opts.timeout, '--timeout', 60),
+        publicKey: opts.key, newVersion: opts.newVersion, promote: opts.promote, targetImage: opts.into, timeoutSeconds: parseCount(opts.timeout, '--timeout', 60),
       });
       if (!opts.wait) return printObject(output, job);
       note(`job ${job.id}: preparing ${name} ${version}...`);
