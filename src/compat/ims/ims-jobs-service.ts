@@ -204,7 +204,10 @@ export class ImsJobsService {
   async view(job: ImsJob): Promise<ImsJobView> {
     const kiln = await this.deps.jobs.get(job.id).catch(() => null);
     const session = job.jobType === 'customize' ? await this.deps.store.getCustomizeSession(job.id) : null;
-    return { job, kiln, session, status: statusOf(job, kiln) };
+    let status = statusOf(job, kiln);
+    // Succeeded but its version is gone (removed by hand): it can never be registered.
+    if (status === 'packaging_artifacts' && kiln?.status === 'succeeded' && (await this.deps.store.getVersion(kilnNameOf(job.targetImageId), '1')) === null) status = 'error';
+    return { job, kiln, session, status };
   }
 }
 
