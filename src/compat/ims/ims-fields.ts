@@ -71,6 +71,8 @@ function convert(v: unknown, f: Field): Converted {
     case 'string': {
       if (v === null && f.nullable === true) return { value: null };
       if (typeof v !== 'string') return { error: ['Not a valid string.'] };
+      // PostgreSQL cannot store NUL in text: refused on both dialects alike.
+      if (v.includes('\u0000')) return { error: ['Not a valid string: it holds a NUL character.'] };
       if (f.min !== undefined && v.length < f.min) return { error: [`Shorter than minimum length ${f.min}.`] };
       const max = f.max ?? MAX_STRING;
       if (v.length > max) return { error: [`Longer than maximum length ${max}.`] };
@@ -172,7 +174,10 @@ function toMetadata(v: unknown): Converted {
   if (keys.length === 2 && typeof o.key === 'string' && typeof o.value === 'string') return { value: { [o.key]: o.value } };
   if (keys.length > MAX_METADATA) return { error: [`At most ${MAX_METADATA} keys.`] };
   const errors: FieldErrors = {};
-  for (const k of keys) if (typeof o[k] !== 'string' || (o[k] as string).length > MAX_STRING || k.length > 256) errors[k] = { value: ['Not a valid string.'] };
+  for (const k of keys) {
+    const value = o[k];
+    if (typeof value !== 'string' || value.length > MAX_STRING || k.length > 256) errors[k] = { value: ['Not a valid string.'] };
+  }
   return Object.keys(errors).length > 0 ? { error: errors } : { value: { ...o } };
 }
 

@@ -123,8 +123,9 @@ export class ImsRecordsService {
       arch: (f.arch as Arch | undefined) ?? 'x86_64', link: null, createdAt: this.now(), deletedAt: null,
     };
     const link = f.link as ParsedLink | null | undefined;
-    if (link !== undefined && link !== null) recipe.link = await this.checkRecipeLink(link, recipe);
-    return this.store.ims.createRecipe(recipe);
+    if (link === undefined || link === null) return this.store.ims.createRecipe(recipe);
+    recipe.link = await this.checkRecipeLink(link, recipe);
+    return this.linkRecipe(recipe, true);
   }
 
   listRecipes(deleted = false): Promise<ImsRecipe[]> {
@@ -147,9 +148,29 @@ export class ImsRecordsService {
     const link = f.link as ParsedLink | undefined;
     if (link !== undefined) {
       if (cur.link !== null && !sameLink(cur.link, link)) throw conflict(`recipe ${id} already has a link to ${cur.link.path}`);
-      if (cur.link === null) next.link = await this.checkRecipeLink(link, next);
+      if (cur.link === null) {
+        next.link = await this.checkRecipeLink(link, next);
+        return this.linkRecipe(next, false);
+      }
     }
     return this.store.ims.replaceRecipe(next);
+  }
+
+  /**
+   * Stores a recipe with a newly set link, checking again under locks (the recipe's, then the link
+   * path's) that no other recipe took the path and, for a patch, that no other link was set meanwhile.
+   */
+  private linkRecipe(r: ImsRecipe, create: boolean): Promise<ImsRecipe> {
+    const path = r.link!.path;
+    return this.store.transaction((outer) => outer.transaction(async (tx) => {
+      const other = await tx.ims.findRecipeByLinkPath(path);
+      if (other !== null && other.id !== r.id) throw linkInvalid(`The link path is already used by recipe ${other.id}.`);
+      if (create) return tx.ims.createRecipe(r);
+      const cur = await tx.ims.getRecipe(r.id);
+      if (cur === null || cur.deletedAt !== null) throw notFound();
+      if (cur.link !== null && cur.link.path !== path) throw conflict(`recipe ${r.id} already has a link to ${cur.link.path}`);
+      return tx.ims.replaceRecipe(r);
+    }, { serialize: `ims-recipe-link:${path}` }), { serialize: `ims-recipe:${r.id}` });
   }
 
   /** The link names an existing object no other recipe links, and a recipe Kiln builds reads as one. */
@@ -277,6 +298,7 @@ export class ImsRecordsService {
     const f = readFields(body, S.ImagePatch);
     const cur = await this.getImage(id);
     const next: ImsImage = { ...cur, metadata: { ...cur.metadata } };
+    if (f.arch !== undefined && f.arch !== cur.arch && cur.link !== null) throw conflict(`image ${id} has a link: its artifacts are for ${cur.arch}, so its arch stays`);
     if (f.arch !== undefined) next.arch = f.arch as Arch;
     const op = f.metadata as { operation: 'set' | 'remove'; key: string; value?: string } | undefined;
     if (op !== undefined) {
@@ -340,10 +362,14 @@ export class ImsRecordsService {
     const doc = `${JSON.stringify(buildImageManifest(this.now(), artifacts), null, 2)}\n`;
     // The Kiln manifest is an artifact like the others (stored before the transaction; a failure leaves only an unused blob).
     const stored = await this.objects.storeDocument(doc, MANIFEST_MEDIA_TYPE);
-    return this.store.transaction(async (tx) => {
+    const path = image.link?.path ?? '';
+    // Locks: the image's, then its link path's, so two records never take the same path at once.
+    return this.store.transaction((outer) => outer.transaction(async (tx) => {
       const cur = await tx.ims.getImage(image.id);
       if (create ? cur !== null : cur === null || cur.deletedAt !== null) throw create ? conflict(`image ${image.id} exists`) : notFound();
       if (!create && cur!.link !== null) throw conflict(`image ${image.id} already has a link to ${cur!.link.path}`);
+      const other = await tx.ims.findImageByLinkPath(path);
+      if (other !== null && other.id !== image.id) throw linkInvalid(`The link path is already used by image ${other.id}.`);
       const images = new ImageService(tx, this.deps.blobs, this.deps.clock, this.deps.ids);
       const name = kilnNameOf(image.id);
       if ((await tx.getImage(name)) === null) await images.create({ name, description: `Cray IMS image ${image.name.slice(0, 200)}`, labels: { compat: 'ims' } });
@@ -353,7 +379,7 @@ export class ImsRecordsService {
         artifacts: [...plan.entries.map((e) => ({ name: e.name, role: e.role, sha256: e.sha256 })), { name: 'manifest.json', role: 'other' as const, sha256: stored.sha256 }],
       });
       return create ? tx.ims.createImage(image) : tx.ims.replaceImage(image);
-    }, { serialize: `ims-image:${image.id}` });
+    }, { serialize: `ims-image-link:${path}` }), { serialize: `ims-image:${image.id}` });
   }
 
   /**

@@ -3,7 +3,7 @@
 // Kiln's `code`); bodies are read as IMS reads them (unknown fields refused with 422). Reads need a
 // viewer token, writes an operator one; health and version are open. Objects that links name are
 // uploaded through `/objects/<bucket>/<key>`, Kiln's stand-in for the S3 bucket IMS clients use.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { requireRole } from '../../api/auth.js';
 import { toProblem } from '../../api/problem.js';
@@ -13,7 +13,9 @@ import { KilnError } from '../../core/kiln-error.js';
 import type { ImsObject } from '../../core/ims/ims-records.js';
 import type { ImsJobsService } from './ims-jobs-service.js';
 import type { ImsRecordsService } from './ims-records-service.js';
-import { readFields } from './ims-records-service.js';
+import { notFound, readFields } from './ims-records-service.js';
+import { isUuid } from './ims-fields.js';
+import { checkBucket } from './ims-links.js';
 import * as S from './ims-schemas.js';
 import { imageJson, jobJson, publicKeyJson, recipeJson } from './ims-views.js';
 import { ImsObjects } from './ims-objects.js';
@@ -52,25 +54,41 @@ async function readBody(req: FastifyRequest): Promise<unknown> {
     chunks.push(b);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
-  if (text === '') throw new KilnError('KILN_IMS_BAD_REQUEST', 'No input provided. Please provide a JSON body.');
+  const none = () => new KilnError('KILN_IMS_BAD_REQUEST', 'No input provided. Please provide a JSON body.');
+  if (text === '') throw none();
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     throw new KilnError('KILN_IMS_BAD_REQUEST', 'The request body is not valid JSON.');
   }
+  // IMS's `if not json_data`: null, false, 0, "", [] and {} are no input either.
+  if (!value || (typeof value === 'object' && Object.keys(value).length === 0)) throw none();
+  return value;
+}
+
+/** A query parameter's values (repeated parameters give several). */
+function queryValues(v: unknown): string[] {
+  return (Array.isArray(v) ? (v as unknown[]) : [v]).filter((x): x is string => typeof x === 'string');
 }
 
 /** v2's `cascade` query flag (default true). */
 function cascadeOf(req: FastifyRequest): boolean {
-  const v = (req.query as Record<string, unknown>).cascade;
+  const v = queryValues((req.query as Record<string, unknown>).cascade).at(-1);
   if (v === undefined) return true;
-  const s = String(v).toLowerCase();
+  const s = v.toLowerCase();
   if (['true', 't', '1', 'yes', 'y', 'on'].includes(s)) return true;
   if (['false', 'f', '0', 'no', 'n', 'off'].includes(s)) return false;
   throw new KilnError('KILN_IMS_BAD_REQUEST', `cascade: want true or false, got ${JSON.stringify(s.slice(0, 20))}`);
 }
 
 type Id = { Params: { id: string } };
+
+/** The record id of the path. IMS ids are UUIDs: anything else is not found, without asking the store (PostgreSQL refuses NUL in text). */
+function idOf(req: FastifyRequest<Id>): string {
+  if (!isUuid(req.params.id)) throw notFound();
+  return req.params.id;
+}
 
 export const imsRoutes: FastifyPluginAsync<ImsRouteOptions> = async (app, opts) => {
   const { records, jobs } = opts;
@@ -97,10 +115,10 @@ export const imsRoutes: FastifyPluginAsync<ImsRouteOptions> = async (app, opts) 
       for (const r of await records.listRecipes()) await (v3 ? records.deleteRecipe(r.id) : records.removeRecipe(r.id, { deleted: false, cascade }));
       return noContent(reply);
     });
-    app.get<Id>(`${base}/recipes/:id`, read, async (req) => recipeJson(await records.getRecipe(req.params.id)));
-    app.patch<Id>(`${base}/recipes/:id`, write, async (req) => recipeJson(await records.patchRecipe(req.params.id, await readBody(req))));
+    app.get<Id>(`${base}/recipes/:id`, read, async (req) => recipeJson(await records.getRecipe(idOf(req))));
+    app.patch<Id>(`${base}/recipes/:id`, write, async (req) => recipeJson(await records.patchRecipe(idOf(req), await readBody(req))));
     app.delete<Id>(`${base}/recipes/:id`, write, async (req, reply) => {
-      await (v3 ? records.deleteRecipe(req.params.id) : records.removeRecipe(req.params.id, { deleted: false, cascade: cascadeOf(req) }));
+      await (v3 ? records.deleteRecipe(idOf(req)) : records.removeRecipe(idOf(req), { deleted: false, cascade: cascadeOf(req) }));
       return noContent(reply);
     });
 
@@ -117,11 +135,11 @@ export const imsRoutes: FastifyPluginAsync<ImsRouteOptions> = async (app, opts) 
     });
     app.get<Id>(`${base}/images/:id`, read, async (req) => {
       await jobs.registerFinished();
-      return imageJson(await records.getImage(req.params.id));
+      return imageJson(await records.getImage(idOf(req)));
     });
-    app.patch<Id>(`${base}/images/:id`, write, async (req) => imageJson(await records.patchImage(req.params.id, await readBody(req))));
+    app.patch<Id>(`${base}/images/:id`, write, async (req) => imageJson(await records.patchImage(idOf(req), await readBody(req))));
     app.delete<Id>(`${base}/images/:id`, write, async (req, reply) => {
-      await (v3 ? records.deleteImage(req.params.id) : records.removeImage(req.params.id, { deleted: false, cascade: cascadeOf(req) }));
+      await (v3 ? records.deleteImage(idOf(req)) : records.removeImage(idOf(req), { deleted: false, cascade: cascadeOf(req) }));
       return noContent(reply);
     });
 
@@ -132,9 +150,9 @@ export const imsRoutes: FastifyPluginAsync<ImsRouteOptions> = async (app, opts) 
       for (const k of await records.listPublicKeys()) await (v3 ? records.deletePublicKey(k.id) : records.removePublicKey(k.id, false));
       return noContent(reply);
     });
-    app.get<Id>(`${base}/public-keys/:id`, read, async (req) => publicKeyJson(await records.getPublicKey(req.params.id)));
+    app.get<Id>(`${base}/public-keys/:id`, read, async (req) => publicKeyJson(await records.getPublicKey(idOf(req))));
     app.delete<Id>(`${base}/public-keys/:id`, write, async (req, reply) => {
-      await (v3 ? records.deletePublicKey(req.params.id) : records.removePublicKey(req.params.id, false));
+      await (v3 ? records.deletePublicKey(idOf(req)) : records.removePublicKey(idOf(req), false));
       return noContent(reply);
     });
 
@@ -143,14 +161,13 @@ export const imsRoutes: FastifyPluginAsync<ImsRouteOptions> = async (app, opts) 
     app.post(`${base}/jobs`, write, async (req, reply) => reply.code(201).send(jobJson(await jobs.create(await readBody(req), actorOf(req)))));
     app.delete(`${base}/jobs`, write, async (req, reply) => {
       const q = req.query as Record<string, unknown>;
-      const list = (v: unknown) => (v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]);
-      await jobs.deleteMany({ status: list(q.status), jobType: q.job_type === undefined ? undefined : String(q.job_type), age: q.age === undefined ? undefined : String(q.age) });
+      await jobs.deleteMany({ status: queryValues(q.status), jobType: queryValues(q.job_type).at(-1), age: queryValues(q.age).at(-1) });
       return noContent(reply);
     });
-    app.get<Id>(`${base}/jobs/:id`, read, async (req) => jobJson(await jobs.get(req.params.id)));
-    app.patch<Id>(`${base}/jobs/:id`, write, async (req) => jobs.patch(req.params.id, await readBody(req)));
+    app.get<Id>(`${base}/jobs/:id`, read, async (req) => jobJson(await jobs.get(idOf(req))));
+    app.patch<Id>(`${base}/jobs/:id`, write, async (req) => jobs.patch(idOf(req), await readBody(req)));
     app.delete<Id>(`${base}/jobs/:id`, write, async (req, reply) => {
-      await jobs.delete(req.params.id);
+      await jobs.delete(idOf(req));
       return noContent(reply);
     });
   }
@@ -173,14 +190,14 @@ export const imsRoutes: FastifyPluginAsync<ImsRouteOptions> = async (app, opts) 
       for (const r of await d.ids()) await d.purge(r.id);
       return noContent(reply);
     });
-    app.get<Id>(`/v3/deleted/${d.path}/:id`, read, async (req) => d.get(req.params.id));
+    app.get<Id>(`/v3/deleted/${d.path}/:id`, read, async (req) => d.get(idOf(req)));
     app.patch<Id>(`/v3/deleted/${d.path}/:id`, write, async (req, reply) => {
       await undelete(req);
-      await d.undelete(req.params.id);
+      await d.undelete(idOf(req));
       return noContent(reply);
     });
     app.delete<Id>(`/v3/deleted/${d.path}/:id`, write, async (req, reply) => {
-      await d.purge(req.params.id);
+      await d.purge(idOf(req));
       return noContent(reply);
     });
   }
@@ -202,11 +219,15 @@ function registerObjectRoutes(app: FastifyInstance, opts: ImsRouteOptions, read:
 
   app.get<{ Params: { bucket: string }; Querystring: { prefix?: string } }>('/objects/:bucket', read, async (req) => {
     const prefix = typeof req.query.prefix === 'string' ? req.query.prefix : '';
+    // eslint-disable-next-line no-control-regex
+    const why = checkBucket(req.params.bucket) ?? (prefix.length > 1024 || /[\u0000-\u001f\u007f]/.test(prefix) ? 'prefixes are at most 1024 characters, without control characters' : null);
+    if (why !== null) throw new KilnError('KILN_IMS_BAD_REQUEST', `bucket ${JSON.stringify(req.params.bucket.slice(0, 100))}, prefix ${JSON.stringify(prefix.slice(0, 100))}: ${why}`);
     return (await objects.list(req.params.bucket, prefix)).map(describe);
   });
   app.put<ObjectReq>('/objects/:bucket/*', write, async (req) => {
     const type = req.headers['content-type']?.split(';')[0]?.trim() || 'application/octet-stream';
-    const o = await objects.put(refOf(req), req.body as Readable, type);
+    // An empty body (Content-Length: 0) reaches no parser: an empty object, as S3 stores it.
+    const o = await objects.put(refOf(req), (req.body as Readable | undefined) ?? Readable.from([]), type);
     return describe(o);
   });
   app.get<ObjectReq>('/objects/:bucket/*', read, async (req, reply) => {
