@@ -14,7 +14,7 @@ import type { Clock, IdSource, Store } from '../../src/core/ports.js';
 import { MANIFEST_TYPES } from '../../src/core/recipes/image-manifest.js';
 import { ArtifactService } from '../../src/core/services/artifact-service.js';
 import { ImageService } from '../../src/core/services/image-service.js';
-import { discardArtifacts, publishBuild, type BuiltFile, type PublishRequest } from '../../src/jobs/builders/publish-build.js';
+import { publishBuild, type BuiltFile, type PublishRequest } from '../../src/jobs/builders/publish-build.js';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { freshPgDatabase, pgUrl } from '../support/pg.js';
 import { sha256 } from './build-support.js';
@@ -114,7 +114,7 @@ describe.each(backends)('publishing a build (%s)', (_name, open) => {
     const a = await artifacts.upload(Readable.from([bytes[1]!]), {});
     const at = clock.now().toISOString();
     await store.createRecipe({ id: randomUUID(), name: 'r', kind: 'rootfs-archive', arch: 'x86_64', description: '', sha256: a.artifact.sha256, size: a.artifact.size, createdAt: at, updatedAt: at, revision: 1 });
-    expect(await discardArtifacts({ store, blobs }, [a.artifact.sha256])).toEqual([]);
+    expect(await new ImageService(store, blobs, clock, ids).collectGarbage([a.artifact.sha256])).toBe(0);
     expect(await blobs.stat(a.artifact.sha256)).not.toBeNull();
   });
 });

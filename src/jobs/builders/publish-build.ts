@@ -48,23 +48,6 @@ export interface PublishDeps {
 }
 
 
-/**
- * Removes the artifacts a failed build added: only those no version and no recipe refers to, record
- * first, then the bytes (as ImageService's purge does: a concurrent identical upload gets them back).
- */
-export async function discardArtifacts(deps: Pick<PublishDeps, 'store' | 'blobs'>, shas: readonly string[]): Promise<string[]> {
-  if (shas.length === 0) return [];
-  const orphans = await deps.store.transaction(async (tx) => {
-    const recipes = new Set((await tx.listRecipes()).map((r) => r.sha256));
-    const found = (await tx.unreferencedArtifacts(shas)).filter((s) => !recipes.has(s));
-    for (const sha of found) await tx.deleteArtifact(sha);
-    return found;
-  });
-  for (const sha of orphans) await deps.blobs.trash(sha);
-  for (const sha of orphans) if ((await deps.store.getArtifact(sha)) !== null) await deps.blobs.restore(sha);
-  return orphans;
-}
-
 export async function publishBuild(deps: PublishDeps, req: PublishRequest, signal: AbortSignal, log: (line: string) => void): Promise<Published> {
   const artifacts = new ArtifactService(deps.store, deps.blobs, deps.clock);
   const added: string[] = [];
@@ -108,11 +91,12 @@ export async function publishBuild(deps: PublishDeps, req: PublishRequest, signa
     log(`[build] registered ${req.image} version ${published.version}${req.promote !== undefined ? `, channel ${req.promote} moved to it` : ''}`);
     return { version: published, manifestSha256: m.artifact.sha256, promoted: req.promote ?? null };
   } catch (err) {
-    const removed = await discardArtifacts(deps, added).catch((e: unknown) => {
+    // Only what this build added and nothing else refers to (a version, a recipe, an IMS object).
+    const removed = await new ImageService(deps.store, deps.blobs, deps.clock, deps.ids).collectGarbage(added).catch((e: unknown) => {
       log(`[build] could not remove the artifacts this build stored: ${(e as Error).message}`);
-      return [] as string[];
+      return 0;
     });
-    if (removed.length > 0) log(`[build] removed the ${removed.length} artifacts this build had stored`);
+    if (removed > 0) log(`[build] removed the ${removed} artifacts this build had stored`);
     throw err;
   }
 }

@@ -6,10 +6,9 @@ import type { BlobStore, Clock, IdSource, Store } from '../../core/ports.js';
 import type { CustomizeSession } from '../../core/types.js';
 import { ImageService } from '../../core/services/image-service.js';
 import { PublicKeyService } from '../../core/services/public-key-service.js';
-import { validateName, validateVersion } from '../../core/validate.js';
 import type { Job } from '../job.js';
 import type { JobService } from '../job-service.js';
-import { IMAGE_CUSTOMIZE, rootfsOf } from './image-customize-job.js';
+import { customizeTarget, IMAGE_CUSTOMIZE, rootfsOf } from './image-customize-job.js';
 
 export interface CustomizeRequest {
   image: string;
@@ -49,13 +48,7 @@ export class CustomizeService {
     const image = await this.images.get(req.image);
     rootfsOf(await this.images.getVersion(image.name, req.version));
     const key = await this.keys.get(req.publicKey);
-    const target = validateName(req.targetImage ?? image.name, 'image name');
-    const existing = await this.store.getImage(target);
-    if (existing !== null && existing.deletedAt !== null) throw new KilnError('KILN_IMAGE_DELETED', `image ${target} is deleted; restore it first`);
-    if (req.newVersion !== undefined && (await this.store.getVersion(target, validateVersion(req.newVersion))) !== null) {
-      throw new KilnError('KILN_VERSION_EXISTS', `image ${target} already has version ${req.newVersion}`);
-    }
-    if (req.promote !== undefined) validateName(req.promote, 'channel name');
+    const target = await customizeTarget(this.store, { ...req, image: image.name });
     const input = {
       image: image.name, version: req.version, publicKey: key.id,
       ...(req.newVersion !== undefined ? { newVersion: req.newVersion } : {}), ...(req.promote !== undefined ? { promote: req.promote } : {}),

@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from 'typebox';
 import { KilnError } from '../../core/kiln-error.js';
+import type { Store } from '../../core/ports.js';
 import type { CustomizeSession } from '../../core/types.js';
 import { ArtifactService } from '../../core/services/artifact-service.js';
 import { ImageService, type NewVersion } from '../../core/services/image-service.js';
@@ -39,6 +40,21 @@ const MAX_MANIFEST_BYTES = 1024 * 1024;
 /** sshd that has not bound its port after this long is not going to. */
 const SSHD_READY_MS = 30_000;
 const SSHD_TRIES = 3;
+
+/**
+ * The image that gets a customize job's new version (checked when the job is asked for and again when
+ * it runs): not deleted, without a version of the requested name; the promote channel a valid name.
+ */
+export async function customizeTarget(store: Store, req: { image: string; newVersion?: string | undefined; promote?: string | undefined; targetImage?: string | undefined }): Promise<string> {
+  const target = validateName(req.targetImage ?? req.image, 'image name');
+  const existing = await store.getImage(target);
+  if (existing !== null && existing.deletedAt !== null) throw new KilnError('KILN_IMAGE_DELETED', `image ${target} is deleted; restore it first`);
+  if (existing !== null && req.newVersion !== undefined && (await store.getVersion(target, validateVersion(req.newVersion))) !== null) {
+    throw new KilnError('KILN_VERSION_EXISTS', `image ${target} already has version ${req.newVersion}`);
+  }
+  if (req.promote !== undefined) validateName(req.promote, 'channel name');
+  return target;
+}
 
 /** Another job created the target image a moment earlier: fine, the version goes there. */
 function ignoreExists(err: unknown): void {
@@ -169,7 +185,7 @@ export function imageCustomizeJob(deps: JobTypeDeps) {
       const rootfs = rootfsOf(from);
       const key = await keys.get(input.publicKey);
       const parsedKey = parseSshPublicKey(key.publicKey);
-      const target = await checkTarget(input);
+      const target = await customizeTarget(deps.store, input);
       if (process.getuid?.() !== 0) throw new KilnError('KILN_CUSTOMIZE_SSHD_FAILED', `customize sessions need a worker running as root (namespaces, mounts, sshd); worker ${hostname()} is not`);
       await access(settings.sshd, constants.X_OK).catch(() => {
         throw new KilnError('KILN_CUSTOMIZE_SSHD_FAILED', `no OpenSSH server at ${settings.sshd} on worker ${hostname()} (apt-get install openssh-server, or set customize.sshd)`);
@@ -252,18 +268,6 @@ export function imageCustomizeJob(deps: JobTypeDeps) {
       return { image: target, version: created.version, from: from.version, rootfs: { sha256: uploaded.sha256, size: uploaded.size }, promoted: input.promote ?? null };
     },
   });
-
-  /** The image that gets the new version; refuses a deleted one or a version name it already has. */
-  async function checkTarget(input: { image: string; newVersion?: string | undefined; promote?: string | undefined; targetImage?: string | undefined }): Promise<string> {
-    const target = validateName(input.targetImage ?? input.image, 'image name');
-    const existing = await deps.store.getImage(target);
-    if (existing !== null && existing.deletedAt !== null) throw new KilnError('KILN_IMAGE_DELETED', `image ${target} is deleted; restore it first`);
-    if (existing !== null && input.newVersion !== undefined && (await deps.store.getVersion(target, validateVersion(input.newVersion))) !== null) {
-      throw new KilnError('KILN_VERSION_EXISTS', `image ${target} already has version ${input.newVersion}`);
-    }
-    if (input.promote !== undefined) validateName(input.promote, 'channel name');
-    return target;
-  }
 
   /**
    * Registers the version under the name asked for, else under the next free number: the user's work
