@@ -6,6 +6,8 @@ export interface RecorderOptions {
   flushIntervalMs: number;
   /** Write at once when this many events are waiting. */
   maxBatch: number;
+  /** A machine's stored last seen is rewritten by stateless events at most this often (0: always). */
+  lastSeenResolutionMs?: number;
   onError: (err: unknown, dropped: number) => void;
 }
 
@@ -42,7 +44,7 @@ export class BootEventRecorder {
     this.flushing = this.flushing.then(async () => {
       if (batch.length > 0) {
         try {
-          await this.store.recordBootEvents(batch);
+          await this.store.recordBootEvents(batch, { lastSeenResolutionMs: this.opts.lastSeenResolutionMs ?? 0 });
         } catch (err) {
           this.opts.onError(err, batch.length);
         }

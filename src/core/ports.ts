@@ -29,6 +29,11 @@ export interface MachineFilter {
   limit: number;
 }
 
+export interface BootEventWriteOptions {
+  /** How stale a machine's stored last seen may be before a stateless event rewrites it. */
+  lastSeenResolutionMs?: number;
+}
+
 export interface NewBootEvent {
   machineId: string;
   at: string;
@@ -120,8 +125,12 @@ export interface Store {
   deleteMachine(id: string, expected: ExpectedRevision): Promise<void>;
   /** Clears the machine's next boot if it is still `profile` (noting it as taken at `at`); true for exactly one caller. */
   consumeNextBoot(id: string, profile: string, at: string): Promise<boolean>;
-  /** Appends events and moves state / last seen, in one transaction for the whole batch. */
-  recordBootEvents(events: readonly NewBootEvent[]): Promise<void>;
+  /**
+   * Appends events and moves state / last seen, in one transaction for the whole batch. A machine's row
+   * is written only when its state changes or its last seen would move forward by more than
+   * `lastSeenResolutionMs` (default 0); last seen never moves backward.
+   */
+  recordBootEvents(events: readonly NewBootEvent[], opts?: BootEventWriteOptions): Promise<void>;
   listBootEvents(machineId: string, opts: { after?: number | undefined; limit: number }): Promise<BootEvent[]>;
 
   // tokens

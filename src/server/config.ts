@@ -89,6 +89,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'customize.ports', env: 'KILN_CUSTOMIZE_PORTS', flag: '--customize-ports', kind: 'string', default: '32200-32299', doc: 'ports customize sessions may listen on (FIRST-LAST), one per running session' },
   { key: 'customize.sshd', env: 'KILN_CUSTOMIZE_SSHD', flag: '--customize-sshd', kind: 'path', default: '/usr/sbin/sshd', doc: 'the worker\'s OpenSSH server (Debian package openssh-server); customize sessions run it in a container' },
   { key: 'events.flushIntervalMs', env: 'KILN_EVENTS_FLUSH_INTERVAL_MS', flag: '--events-flush-interval-ms', kind: 'int', default: 50, min: 1, max: 10000, doc: 'boot events are written in batches at most this far apart' },
+  { key: 'events.lastSeenResolutionMs', env: 'KILN_EVENTS_LAST_SEEN_RESOLUTION_MS', flag: '--events-last-seen-resolution-ms', kind: 'int', default: 10000, min: 0, max: 3600000, doc: 'a machine\'s last seen is rewritten at most this often while its state stays the same (every event is still recorded; 0: on every event)' },
   { key: 'jobs.inProcess', env: 'KILN_JOBS_IN_PROCESS', flag: '--jobs-in-process', kind: 'bool', default: true, doc: 'kiln serve runs jobs (image builds) itself; false: only `kiln worker` processes run them' },
   { key: 'jobs.concurrency', env: 'KILN_JOBS_CONCURRENCY', flag: '--jobs-concurrency', kind: 'int', default: 1, min: 1, max: 64, doc: 'jobs one worker runs at once; builds keep a 2-core machine busy (debootstrap, mksquashfs), so raise it on bigger build hosts' },
   { key: 'jobs.types', env: 'KILN_JOBS_TYPES', flag: '--jobs-types', kind: 'optional-string', default: null, doc: 'comma-separated job types this worker runs (unset: all)' },
@@ -132,7 +133,7 @@ export interface KilnConfig {
     enabled: boolean; address: string; serverIp: string | null; dhcpPort: number; pxePort: number; tftpPort: number; tftpRoot: string;
     biosFile: string; uefiX64File: string; uefiArm64File: string | null;
   };
-  events: { flushIntervalMs: number };
+  events: { flushIntervalMs: number; lastSeenResolutionMs: number };
   jobs: {
     inProcess: boolean; concurrency: number; types: string[] | null; workDir: string | null; leaseSeconds: number; heartbeatSeconds: number;
     pollIntervalMs: number; shutdownGraceSeconds: number;
@@ -396,7 +397,7 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       uefiX64File: get<string>('pxe.uefiX64File'),
       uefiArm64File: get<string | null>('pxe.uefiArm64File'),
     }),
-    events: Object.freeze({ flushIntervalMs: get<number>('events.flushIntervalMs') }),
+    events: Object.freeze({ flushIntervalMs: get<number>('events.flushIntervalMs'), lastSeenResolutionMs: get<number>('events.lastSeenResolutionMs') }),
     jobs: Object.freeze({
       inProcess: get<boolean>('jobs.inProcess'),
       concurrency: get<number>('jobs.concurrency'),

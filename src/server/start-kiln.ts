@@ -57,7 +57,7 @@ export function buildServices(
   store: Store,
   blobs: BlobStore,
   log: FastifyBaseLogger,
-  opts: { flushIntervalMs: number; enrollUnknown: boolean; users?: UserServiceOptions; jobs?: JobService },
+  opts: { flushIntervalMs: number; lastSeenResolutionMs?: number; enrollUnknown: boolean; users?: UserServiceOptions; jobs?: JobService },
   clock = systemClock,
   ids = randomIds,
 ) {
@@ -65,6 +65,7 @@ export function buildServices(
   const cache = new BootCache(store);
   const recorder = new BootEventRecorder(store, {
     flushIntervalMs: opts.flushIntervalMs,
+    lastSeenResolutionMs: opts.lastSeenResolutionMs ?? 0,
     maxBatch: 500,
     onError: (err, dropped) => log.error({ err, dropped }, 'could not record boot events'),
   });
@@ -185,6 +186,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
     closers.push({ name: 'job queue', close: () => jobs.close() });
     const { services, templates, cache, recorder } = buildServices(store, blobs, log, {
       flushIntervalMs: config.events.flushIntervalMs,
+      lastSeenResolutionMs: config.events.lastSeenResolutionMs,
       enrollUnknown: config.boot.enrollUnknown,
       users: { defaultRole: config.login.defaultRole, sessionTtlHours: config.login.sessionTtlHours },
       jobs: jobs.service,

@@ -3,7 +3,7 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import { KilnError } from '../core/kiln-error.js';
 import type { ErrorCode } from '../core/error-catalogue.js';
-import type { Change, ExpectedRevision, MachineFilter, NewBootEvent, Store, StoredToken } from '../core/ports.js';
+import type { BootEventWriteOptions, Change, ExpectedRevision, MachineFilter, NewBootEvent, Store, StoredToken } from '../core/ports.js';
 import type { CustomizeConnection, CustomizeSession, PublicKey } from '../core/types.js';
 import type {
   Arch, Artifact, ArtifactRole, BootEvent, BootEventKind, BootQueueEntry, Channel, ChannelAction, ChannelHistoryEntry, Firmware, Group, Image,
@@ -32,7 +32,7 @@ export interface DialectHooks {
    */
   fast?: {
     findMachineByMac(mac: string): Promise<Machine | null>;
-    recordBootEvents(events: readonly NewBootEvent[]): Promise<void>;
+    recordBootEvents(events: readonly NewBootEvent[], opts: BootEventWriteOptions): Promise<void>;
   };
 }
 
@@ -47,10 +47,15 @@ interface Shared {
 const json = (v: unknown): string => JSON.stringify(v);
 
 /** The state and last-seen update a batch of boot events implies: per final state, the machines it applies to. */
-export function bootEventEffects(events: readonly NewBootEvent[]): { at: string; byState: Map<MachineState | null, string[]> } {
+export function bootEventEffects(
+  events: readonly NewBootEvent[],
+  opts: BootEventWriteOptions = {},
+): { at: string; staleBefore: string; byState: Map<MachineState | null, string[]> } {
   // A handful of statements per batch, not one per machine: machines are grouped by the state the
   // batch leaves them in (the last state-moving event wins), and last seen is the batch's latest time.
   const at = events.reduce((max, e) => (e.at > max ? e.at : max), events[0]!.at);
+  const resolution = opts.lastSeenResolutionMs ?? 0;
+  const staleBefore = resolution > 0 ? new Date(Date.parse(at) - resolution).toISOString() : at;
   const finalState = new Map<string, MachineState | null>();
   for (const e of events) if (e.state !== null || !finalState.has(e.machineId)) finalState.set(e.machineId, e.state ?? finalState.get(e.machineId) ?? null);
   const byState = new Map<MachineState | null, string[]>();
@@ -59,7 +64,7 @@ export function bootEventEffects(events: readonly NewBootEvent[]): { at: string;
     if (ids === undefined) byState.set(state, [id]);
     else ids.push(id);
   }
-  return { at, byState };
+  return { at, staleBefore, byState };
 }
 const parse = <T>(s: string): T => JSON.parse(s) as T;
 
@@ -645,10 +650,10 @@ export class KyselyStore implements Store {
     });
   }
 
-  async recordBootEvents(events: readonly NewBootEvent[]): Promise<void> {
+  async recordBootEvents(events: readonly NewBootEvent[], opts: BootEventWriteOptions = {}): Promise<void> {
     if (events.length === 0) return;
     const fast = this.pending === null ? this.shared.hooks.fast : undefined;
-    if (fast !== undefined) return fast.recordBootEvents(events);
+    if (fast !== undefined) return fast.recordBootEvents(events, opts);
     await this.atomic(async (tx) => {
       for (let i = 0; i < events.length; i += 500) {
         await tx.db
@@ -656,13 +661,19 @@ export class KyselyStore implements Store {
           .values(events.slice(i, i + 500).map((e) => ({ machine_id: e.machineId, at: e.at, kind: e.kind, detail: json(e.detail) })))
           .execute();
       }
-      const { at, byState } = bootEventEffects(events);
+      const { at, staleBefore, byState } = bootEventEffects(events, opts);
+      // Rows are rewritten only when something a reader would notice changes (see the port).
+      const lastSeen = sql<string>`case when last_seen_at is not null and last_seen_at > ${at} then last_seen_at else ${at} end`;
       for (const [state, ids] of byState) {
         for (let i = 0; i < ids.length; i += 500) {
           await tx.db
             .updateTable('machines')
-            .set(state === null ? { last_seen_at: at } : { last_seen_at: at, state })
+            .set(state === null ? { last_seen_at: lastSeen } : { last_seen_at: lastSeen, state })
             .where('id', 'in', ids.slice(i, i + 500))
+            .where((eb) => {
+              const stale = [eb('last_seen_at', 'is', null), eb('last_seen_at', '<', staleBefore)];
+              return eb.or(state === null ? stale : [...stale, eb('state', '<>', state)]);
+            })
             .execute();
         }
       }

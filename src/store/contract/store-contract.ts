@@ -946,6 +946,32 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         expect(await store.listBootEvents(m.id, { limit: 10 })).toHaveLength(3);
       });
 
+      it('with a last-seen resolution, only state changes and stale last seen rewrite the machine; last seen never moves back', async () => {
+        const m = await c.machines.create({ macs: [mac(1)] });
+        const other = await c.machines.create({ macs: [mac(2)] });
+        const at = (s: number) => new Date(Date.UTC(2031, 0, 1, 0, 0, s)).toISOString();
+        const opts = { lastSeenResolutionMs: 10_000 };
+        const ev = (id: string, s: number, state: 'booting' | 'booted' | null) => ({ machineId: id, at: at(s), kind: 'heartbeat' as const, detail: {}, state });
+        await store.recordBootEvents([ev(m.id, 0, 'booting'), ev(other.id, 0, null)], opts);
+        expect(await store.getMachine(m.id)).toMatchObject({ state: 'booting', lastSeenAt: at(0) });
+        // Within the resolution and the same state: the event is kept, the machine row is not rewritten.
+        await store.recordBootEvents([ev(m.id, 5, 'booting'), ev(other.id, 5, null)], opts);
+        expect(await store.getMachine(m.id)).toMatchObject({ state: 'booting', lastSeenAt: at(0) });
+        expect((await store.getMachine(other.id))?.lastSeenAt).toBe(at(0));
+        // A state change is written at once, with its time.
+        await store.recordBootEvents([ev(m.id, 6, 'booted')], opts);
+        expect(await store.getMachine(m.id)).toMatchObject({ state: 'booted', lastSeenAt: at(6) });
+        // Past the resolution, last seen moves.
+        await store.recordBootEvents([ev(other.id, 11, null)], opts);
+        expect((await store.getMachine(other.id))?.lastSeenAt).toBe(at(11));
+        // An older batch (another process's clock) never moves last seen backward, even with a state change.
+        await store.recordBootEvents([ev(m.id, 2, 'booting'), ev(other.id, 1, null)]);
+        expect(await store.getMachine(m.id)).toMatchObject({ state: 'booting', lastSeenAt: at(6) });
+        expect((await store.getMachine(other.id))?.lastSeenAt).toBe(at(11));
+        expect(await store.listBootEvents(m.id, { limit: 10 })).toHaveLength(4);
+        expect(await store.listBootEvents(other.id, { limit: 10 })).toHaveLength(4);
+      });
+
       it('BootService callback and heartbeat are durable when they return', async () => {
         await c.machines.create({ macs: [mac(1)] });
         await c.boot.callback(mac(1), 'booted', { from: 'os' });

@@ -1,7 +1,7 @@
 // SqliteStore: the embedded default. One better-sqlite3 connection in WAL mode; Kysely serializes access.
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
-import type { NewBootEvent } from '../../core/ports.js';
+import type { BootEventWriteOptions, NewBootEvent } from '../../core/ports.js';
 import type { Machine } from '../../core/types.js';
 import { bootEventEffects, KyselyStore, toMachine } from '../kysely-store.js';
 import { assertMigrated, migrateToLatest } from '../migrations/migrate.js';
@@ -91,13 +91,16 @@ function nativeBootQueries(db: Kysely<Schema>, conn: Database.Database) {
       'from machines m where m.id = (select machine_id from machine_macs where mac = ?)',
   );
   const insertEvent = conn.prepare<[string, string, string, string]>('insert into boot_events (machine_id, at, kind, detail) values (?, ?, ?, ?)');
-  const touch = conn.prepare<[string, string]>('update machines set last_seen_at = ? where id = ?');
-  // Setting an unchanged state would still rewrite its index entry; skip that write.
-  const touchState = conn.prepare<[string, string, string, string]>('update machines set last_seen_at = ?, state = ? where id = ? and state <> ?');
-  const record = conn.transaction((events: readonly NewBootEvent[]) => {
+  // One statement per machine that writes only when the state changes or last seen is stale: a
+  // repeated boot request then costs an index probe instead of a row and index rewrite (24 against 37 µs).
+  const touch = conn.prepare<[string, string, string | null, string, string, string | null]>(
+    'update machines set last_seen_at = case when last_seen_at is not null and last_seen_at > ? then last_seen_at else ? end, state = coalesce(?, state) ' +
+      'where id = ? and (last_seen_at is null or last_seen_at < ? or state <> coalesce(?, state))',
+  );
+  const record = conn.transaction((events: readonly NewBootEvent[], opts: BootEventWriteOptions) => {
     for (const e of events) insertEvent.run(e.machineId, e.at, e.kind, JSON.stringify(e.detail));
-    const { at, byState } = bootEventEffects(events);
-    for (const [state, ids] of byState) for (const id of ids) if (state === null || touchState.run(at, state, id, state).changes === 0) touch.run(at, id);
+    const { at, staleBefore, byState } = bootEventEffects(events, opts);
+    for (const [state, ids] of byState) for (const id of ids) touch.run(at, at, state, id, staleBefore, state);
   });
   const held = <T>(fn: () => T): Promise<T> => db.connection().execute(() => Promise.resolve(fn()));
   return {
@@ -108,6 +111,6 @@ function nativeBootQueries(db: Kysely<Schema>, conn: Database.Database) {
         const { macs_json: macs, ...machine } = row;
         return toMachine(machine, JSON.parse(macs) as string[]);
       }),
-    recordBootEvents: (events: readonly NewBootEvent[]): Promise<void> => held(() => record(events)),
+    recordBootEvents: (events: readonly NewBootEvent[], opts: BootEventWriteOptions): Promise<void> => held(() => record(events, opts)),
   };
 }
