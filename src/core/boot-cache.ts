@@ -16,6 +16,7 @@ export class BootCache {
   private readonly macsById = new Map<string, readonly string[]>();
   /** Bumped by every invalidation; a fill that started before a bump is not stored (it may be stale). */
   private generation = 0;
+  private closed = false;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly store: Store) {
@@ -23,7 +24,39 @@ export class BootCache {
   }
 
   close(): void {
+    this.closed = true;
     this.unsubscribe();
+  }
+
+  /**
+   * Loads the fleet's machines (up to the cache's size) page by page, so that the first boot of each
+   * machine after a start reads memory too: in a storm nearly every script request is some machine's
+   * first. A page read while anything changed is dropped, as in any fill; boots during the warm-up
+   * simply fill as usual.
+   */
+  async warm(pageSize = 2000): Promise<number> {
+    let after: string | undefined;
+    let loaded = 0;
+    while (!this.closed && loaded < MAX_MACHINES) {
+      const gen = this.generation;
+      const page = await this.store.listMachines({ after, limit: pageSize });
+      if (page.length === 0) break;
+      if (gen === this.generation && !this.closed) {
+        for (const m of page) this.remember(m);
+        loaded += page.length;
+      }
+      after = page.at(-1)!.id;
+      // Let boot requests in between pages.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return loaded;
+  }
+
+  private remember(m: Machine): void {
+    if (this.macsById.has(m.id)) return;
+    if (this.machinesByMac.size + m.macs.length > MAX_MACHINES) return;
+    for (const mac of m.macs) this.machinesByMac.set(mac, m);
+    this.macsById.set(m.id, m.macs);
   }
 
   private invalidate(c: Change): void {

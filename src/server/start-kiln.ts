@@ -192,7 +192,17 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
       jobs: jobs.service,
     });
     closers.push({ name: 'boot events', close: () => recorder.close() });
-    closers.push({ name: 'boot cache', close: () => Promise.resolve(cache.close()) });
+    const warming = cache.warm().then(
+      (machines) => log.debug({ machines }, 'boot cache warmed'),
+      (err: unknown) => log.warn({ err }, 'could not warm the boot cache; machines are looked up as they boot'),
+    );
+    closers.push({
+      name: 'boot cache',
+      close: async () => {
+        cache.close();
+        await warming;
+      },
+    });
 
     const createdAdminToken = await services.tokens.bootstrapAdmin();
     if (createdAdminToken !== null) {

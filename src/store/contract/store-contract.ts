@@ -1047,6 +1047,35 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         await c.images.promote('os', 'stable', '2', 'a', undefined);
         expect((await c.boot.decide({ mac: mac(1) })).outcome.plan?.version.version).toBe('2');
       });
+
+      it('a warmed boot cache answers every MAC from memory and stays exact', async () => {
+        const made = [await c.machines.create({ macs: [mac(1), mac(2)] })];
+        for (let i = 3; i <= 6; i++) made.push(await c.machines.create({ macs: [mac(i)] }));
+        // The real store, with its MAC lookups counted.
+        let lookups = 0;
+        const counted = new Proxy(store, {
+          get(target, prop) {
+            if (prop === 'findMachineByMac') return (m: string) => (lookups++, target.findMachineByMac(m));
+            const v: unknown = Reflect.get(target, prop, target);
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        });
+        const cache = new BootCache(counted);
+        try {
+          expect(await cache.warm(2)).toBe(5);
+          for (let i = 1; i <= 6; i++) expect((await cache.findMachineByMac(mac(i)))?.id).toBe(made[i === 1 ? 0 : i - 2]!.id);
+          expect(lookups).toBe(0);
+          await c.machines.update(mac(2), { hostname: 'changed' }, undefined);
+          expect((await cache.findMachineByMac(mac(1)))?.hostname).toBe('changed');
+          expect(lookups).toBe(1);
+          expect(await cache.findMachineByMac(mac(9))).toBeNull();
+          expect(lookups).toBe(2);
+        } finally {
+          cache.close();
+        }
+        // A closed cache stops warming.
+        expect(await cache.warm(2)).toBe(0);
+      });
     });
 
     // ------------------------------------------------------------ tokens

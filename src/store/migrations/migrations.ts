@@ -429,11 +429,26 @@ const ims: Migration = {
   },
 };
 
+/**
+ * Every boot moves a machine's state; an index on it turned each move into two more random page
+ * writes (13 µs of the 37 µs a state change cost on SQLite, and no HOT updates on PostgreSQL). Only the
+ * admin list filters on state, and a scan of the machines table serves that.
+ */
+const bootHotPath: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.dropIndex('machines_state').execute();
+  },
+  async down(db: Kysely<unknown>) {
+    await db.schema.createIndex('machines_state').on('machines').column('state').execute();
+  },
+};
+
 export function migrationProvider(dialect: DialectName): MigrationProvider {
   return {
     getMigrations: () => Promise.resolve({
       '0001_initial': initial(dialect), '0002_secrets': secrets, '0003_compat': compat(dialect), '0004_jobs': jobs(dialect), '0005_recipes': recipes, '0006_public_keys': publicKeys,
       '0007_ims': ims,
+      '0008_boot_hot_path': bootHotPath,
     }),
   };
 }
