@@ -228,6 +228,14 @@ export interface ByteRange {
   end: number;
 }
 
+export interface BlobReader {
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into the start of `buffer`; 0 only at the end. */
+  read(buffer: Buffer, length: number, position: number): Promise<number>;
+  /** Must be called once; the reader is unusable afterwards. */
+  release(): void;
+}
+
 export interface BlobStore {
   /**
    * Streams `body` into the store, hashing as it goes. Nothing becomes visible unless every byte
@@ -237,6 +245,11 @@ export interface BlobStore {
   stat(sha256: string): Promise<BlobInfo | null>;
   /** A stream of the blob (or one range of it) sized for throughput. */
   read(sha256: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Random access for stores that hold blobs in local files: the caller reads into buffers it owns
+   * and reuses, so serving costs no allocation per chunk. Absent on remote stores.
+   */
+  openReader?(sha256: string): Promise<BlobReader>;
   delete(sha256: string): Promise<void>;
   /** Every live blob's sha256 (not the trash, not unfinished uploads). */
   list(): AsyncIterable<string>;

@@ -1,7 +1,7 @@
 // Artifacts over real sockets (uploads that fail leave nothing; ranges; conditional requests),
 // bad input, auth and roles, optimistic concurrency, split listeners, signed URLs, graceful shutdown.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, readlink, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -64,6 +64,37 @@ describe('artifacts', () => {
     expect(await blobFiles(k.dataDir)).toEqual(before);
     const list = await json<{ items: { size: number }[] }>(await k.api('/artifacts'));
     expect(list.items.some((a) => a.size === 10_000_000)).toBe(false);
+  });
+
+  it('a download cut off by the client costs nothing: later downloads are whole and the file is open once, shared', async () => {
+    const { bytes, sha256 } = randomBlob(8 * 1024 * 1024 + 5);
+    await upload(k, bytes);
+    const url = new URL(k.kiln.adminUrl);
+    // Several clients that read about a MiB and vanish, while the server is mid-body with pooled buffers.
+    await Promise.all(Array.from({ length: 4 }, () => new Promise<void>((resolve, reject) => {
+      let got = 0;
+      const sock = connect(Number(url.port), url.hostname, () => {
+        sock.write(`GET /api/v1/artifacts/${sha256} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${k.token}\r\n\r\n`);
+      });
+      sock.on('data', (d: Buffer) => {
+        got += d.length;
+        if (got > 1024 * 1024) {
+          sock.destroy();
+          resolve();
+        }
+      });
+      sock.on('error', reject);
+    })));
+    const whole = Buffer.from(await (await k.api(`/artifacts/${sha256}`)).arrayBuffer());
+    expect(whole.equals(bytes)).toBe(true);
+    const part = await k.api(`/artifacts/${sha256}`, { headers: { range: 'bytes=5000000-6100000' } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(5_000_000, 6_100_001))).toBe(true);
+    // Kiln runs in this process: its descriptors are ours to count.
+    const file = join(k.dataDir, 'blobs', 'sha256', sha256.slice(0, 2), sha256);
+    let open = 0;
+    for (const fd of await readdir('/proc/self/fd')) if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')) === file) open++;
+    expect(open).toBe(1);
   });
 
   it('answers 404, not a hanging or truncated response, when an artifact\'s bytes are gone', async () => {

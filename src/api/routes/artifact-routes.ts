@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { sendArtifact } from '../../boot/http/send-artifact.js';
+import { sendArtifact, storedArtifact } from '../../boot/http/send-artifact.js';
 import { requireRole } from '../auth.js';
 import { problemResponses } from '../http-helpers.js';
 import * as S from '../schemas.js';
@@ -47,7 +47,7 @@ export const artifactRoutes: FastifyPluginAsyncTypebox<{ services: Services }> =
   async function download(req: FastifyRequest, reply: FastifyReply) {
     const a = await s.artifacts.get((req.params as { sha256: string }).sha256);
     reply.hijack();
-    await sendArtifact(req.raw, reply.raw, { ...a, lastModified: new Date(a.createdAt), open: (range) => s.artifacts.read(a.sha256, range) });
+    await sendArtifact(req.raw, reply.raw, storedArtifact(s.artifacts, a));
   }
   const dlSchema = { tags, summary: 'Download an artifact (Range, If-None-Match, If-Range)', params: ShaParam };
   // Fastify derives HEAD from GET; sendArtifact answers HEAD without a body.

@@ -3,7 +3,7 @@
 // /api/v1/recipes/{name}/builds, which checks a build request and queues an `image-build` job.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { sendArtifact } from '../../boot/http/send-artifact.js';
+import { sendArtifact, storedArtifact } from '../../boot/http/send-artifact.js';
 import type { RECIPE_KINDS } from '../../core/recipes/recipe.js';
 import { requireRole } from '../auth.js';
 import { actorOf, expectedRevision, problemResponses, withEtag } from '../http-helpers.js';
@@ -76,7 +76,7 @@ export const recipeRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = a
     const r = await s.recipes.get(req.params.name);
     const a = await s.artifacts.get(r.sha256);
     reply.hijack();
-    await sendArtifact(req.raw, reply.raw, { ...a, lastModified: new Date(a.createdAt), open: (range) => s.artifacts.read(a.sha256, range) });
+    await sendArtifact(req.raw, reply.raw, storedArtifact(s.artifacts, a));
   });
 
   app.post('/recipes/:name/builds', {

@@ -69,7 +69,8 @@ async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<KilnEr
   return caught as KilnError;
 }
 
-export function describeBlobStoreContract(name: string, open: () => Promise<BlobStore>): void {
+/** `randomAccess`: the store keeps local files and must offer openReader; remote stores must not. */
+export function describeBlobStoreContract(name: string, open: () => Promise<BlobStore>, opts: { randomAccess: boolean }): void {
   describe(`BlobStore contract: ${name}`, () => {
     let store: BlobStore;
 
@@ -185,6 +186,34 @@ export function describeBlobStoreContract(name: string, open: () => Promise<Blob
         expect(got.length, `range ${start}-${end}`).toBe(end - start + 1);
         expect(got.equals(data.subarray(start, end + 1)), `range ${start}-${end}`).toBe(true);
       }
+    });
+
+    it(opts.randomAccess ? 'openReader reads any slice into the caller\'s buffer and follows trash and delete' : 'offers no openReader (callers stream)', async () => {
+      if (!opts.randomAccess) return expect(store.openReader).toBeUndefined();
+      if (store.openReader === undefined) throw new Error('a store with local files must offer openReader');
+      const data = randomBytes(2 * MiB + 77);
+      const { sha256 } = await store.put(chunked(data), {});
+      const [a, b] = await Promise.all([store.openReader(sha256), store.openReader(sha256)]);
+      expect(a.size).toBe(data.length);
+      const buf = Buffer.alloc(MiB);
+      for (const [pos, len] of [[0, 10], [MiB - 3, MiB], [2 * MiB, 77], [data.length - 5, 5]] as const) {
+        expect(await a.read(buf, len, pos)).toBe(len);
+        expect(buf.subarray(0, len).equals(data.subarray(pos, pos + len))).toBe(true);
+      }
+      expect(await b.read(buf, 100, data.length)).toBe(0);
+      a.release();
+      a.release(); // twice is harmless
+      expect(await b.read(buf, 4, 0)).toBe(4);
+      b.release();
+      await store.trash(sha256);
+      await rejectsWith(store.openReader(sha256), 'KILN_ARTIFACT_NOT_FOUND');
+      expect(await store.restore(sha256)).toBe(true);
+      const c = await store.openReader(sha256);
+      expect(await c.read(buf, 3, 1)).toBe(3);
+      expect(buf.subarray(0, 3).equals(data.subarray(1, 4))).toBe(true);
+      c.release();
+      await store.delete(sha256);
+      await rejectsWith(store.openReader(sha256), 'KILN_ARTIFACT_NOT_FOUND');
     });
 
     it('reading, or stat of, a missing blob: KILN_ARTIFACT_NOT_FOUND / null', async () => {

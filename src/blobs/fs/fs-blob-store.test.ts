@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,9 +19,45 @@ afterEach(async () => {
   await Promise.all(roots.splice(0).map((r) => rm(r, { recursive: true, force: true })));
 });
 
-describeBlobStoreContract('fs', async () => FsBlobStore.open(await freshRoot()));
+describeBlobStoreContract('fs', async () => FsBlobStore.open(await freshRoot()), { randomAccess: true });
+
+/** How many of this process's descriptors point at `path` (through /proc). */
+async function fdsOn(path: string): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')) === path) n++;
+  return n;
+}
 
 describe('FsBlobStore', () => {
+  it('concurrent readers of one blob share a descriptor, which trash or close gives up', async () => {
+    const root = await freshRoot();
+    const store = await FsBlobStore.open(root);
+    const data = randomBytes(4096);
+    const { sha256 } = await store.put(chunked(data), {});
+    const file = join(root, 'sha256', sha256.slice(0, 2), sha256);
+    const readers = await Promise.all([store.openReader(sha256), store.openReader(sha256), store.openReader(sha256)]);
+    expect(await fdsOn(file)).toBe(1);
+    for (const r of readers) r.release();
+    // Kept for the next request a moment later...
+    expect(await fdsOn(file)).toBe(1);
+    const held = await store.openReader(sha256);
+    expect(await fdsOn(file)).toBe(1);
+    // ...but a trashed blob is not served from it, while a reader already holding it finishes its read.
+    await store.trash(sha256);
+    const buf = Buffer.alloc(16);
+    expect(await held.read(buf, 16, 100)).toBe(16);
+    expect(buf.equals(data.subarray(100, 116))).toBe(true);
+    held.release();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await fdsOn(join(root, 'trash', sha256))).toBe(0);
+    expect(await store.restore(sha256)).toBe(true);
+    (await store.openReader(sha256)).release();
+    expect(await fdsOn(file)).toBe(1);
+    await store.close();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await fdsOn(file)).toBe(0);
+  });
+
   it('stores a blob at <root>/sha256/<first two hex digits>/<sha256>', async () => {
     const root = await freshRoot();
     const store = await FsBlobStore.open(root);

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../../core/kiln-error.js';
-import type { BlobInfo, BlobStore, ByteRange, PutBlobOptions } from '../../core/ports.js';
+import type { BlobInfo, BlobReader, BlobStore, ByteRange, PutBlobOptions } from '../../core/ports.js';
 import { DigestMeter } from '../digest-meter.js';
+import { OpenFiles } from './open-files.js';
 
 /** Measured here: 1 MiB chunks reach 0.84-1.05x nginx's sendfile; Node's 64 KiB default about half. */
 export const READ_CHUNK = 1024 * 1024;
@@ -16,6 +17,8 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const STALE_UPLOAD_MS = 3600_000;
 
 export class FsBlobStore implements BlobStore {
+  private readonly files = new OpenFiles();
+
   private constructor(private readonly root: string) {}
 
   static async open(root: string): Promise<FsBlobStore> {
@@ -55,6 +58,7 @@ export class FsBlobStore implements BlobStore {
       await mkdir(join(this.root, 'sha256', sha256.slice(0, 2)), { recursive: true });
       // rename() replaces atomically; identical content makes replacing an existing blob harmless.
       await rename(tmp, dest);
+      this.files.forget(dest);
       return { sha256, size };
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
@@ -88,8 +92,18 @@ export class FsBlobStore implements BlobStore {
     return fh.createReadStream({ start: range?.start, end: range?.end, highWaterMark: READ_CHUNK, autoClose: true });
   }
 
+  async openReader(sha256: string): Promise<BlobReader> {
+    try {
+      return await this.files.reader(this.pathOf(sha256));
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') throw new KilnError('KILN_ARTIFACT_NOT_FOUND', `no blob ${sha256}`);
+      throw err;
+    }
+  }
+
   async delete(sha256: string): Promise<void> {
     await rm(this.pathOf(sha256), { force: true });
+    this.files.forget(this.pathOf(sha256));
   }
 
   private trashPathOf(sha256: string): string {
@@ -104,6 +118,8 @@ export class FsBlobStore implements BlobStore {
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return;
       throw err;
+    } finally {
+      this.files.forget(this.pathOf(sha256));
     }
     // rename keeps the upload's mtime; the trash's retention counts from now.
     const now = new Date();
@@ -142,6 +158,6 @@ export class FsBlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
-    // Nothing held open between calls.
+    this.files.closeAll();
   }
 }

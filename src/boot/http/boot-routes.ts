@@ -13,7 +13,7 @@ import type { TemplateRenderer } from '../ipxe/template-renderer.js';
 import type { UrlSigner } from '../url-signer.js';
 import { requestBaseUrl } from './request-base-url.js';
 import { ScriptCache } from './script-cache.js';
-import { sendArtifact } from './send-artifact.js';
+import { sendArtifact, storedArtifact } from './send-artifact.js';
 import { resolveTftpPath } from '../../pxe/tftp/resolve-tftp-path.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -135,7 +135,7 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
       return reply.code(302).header('location', location).header('cache-control', 'no-store').send();
     }
     reply.hijack();
-    const result = await sendArtifact(req.raw, reply.raw, { ...a, lastModified: new Date(a.createdAt), open: (range) => s.artifacts.read(a.sha256, range) });
+    const result = await sendArtifact(req.raw, reply.raw, storedArtifact(s.artifacts, a));
     if (mac !== null && req.method === 'GET' && result.status !== 304) {
       s.boot.artifactServed(mac, { name, sha256, status: result.status, bytes: result.bytes, ranges: result.ranges, complete: result.complete });
     }

@@ -5,10 +5,16 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ByteRange } from '../../core/ports.js';
+import type { BlobReader, ByteRange } from '../../core/ports.js';
 import { problemOf, type Problem } from '../../api/problem.js';
 import { KilnError } from '../../core/kiln-error.js';
+import type { ArtifactService } from '../../core/services/artifact-service.js';
 import { parseRange } from './parse-range.js';
+import { BufferPool } from './buffer-pool.js';
+
+const CHUNK = 1024 * 1024;
+/** 32 MiB kept at most: enough for 16 streams double-buffering, small next to the upload budget. */
+const pool = new BufferPool(CHUNK, 32);
 
 export interface ArtifactSource {
   sha256: string;
@@ -18,6 +24,26 @@ export interface ArtifactSource {
   /** Default: immutable (content-addressed URLs). URLs whose bytes may change (a name, "latest") must revalidate. */
   cacheControl?: string;
   open(range?: ByteRange): Promise<Readable>;
+  /** Random access into the bytes (local files); preferred over `open` for whole files and single ranges. */
+  reader?: () => Promise<BlobReader>;
+}
+
+/** The source for a stored artifact's bytes: streamed, or read at random where the blob store allows. */
+export function storedArtifact(
+  artifacts: Pick<ArtifactService, 'read' | 'reader'>,
+  a: { sha256: string; size: number; mediaType: string; createdAt: string },
+  overrides: Partial<Pick<ArtifactSource, 'mediaType' | 'lastModified' | 'cacheControl'>> = {},
+): ArtifactSource {
+  const reader = artifacts.reader(a.sha256);
+  return {
+    sha256: a.sha256,
+    size: a.size,
+    mediaType: a.mediaType,
+    lastModified: new Date(a.createdAt),
+    open: (range) => artifacts.read(a.sha256, range),
+    ...(reader !== undefined ? { reader } : {}),
+    ...overrides,
+  };
 }
 
 export interface SendResult {
@@ -84,15 +110,20 @@ export async function sendArtifact(req: IncomingMessage, res: ServerResponse, sr
       res.end();
       return { ...result, complete: true };
     }
-    let body: Readable;
+    let body: Readable | BlobReader;
     try {
-      body = await src.open(range);
+      body = src.reader !== undefined ? await src.reader() : await src.open(range);
     } catch (err) {
       // The record exists but the bytes cannot be read (removed underneath us, I/O error): nothing is
       // sent yet, so answer with a problem instead of a truncated body.
       return sendOpenFailure(res, err);
     }
-    return { ...result, complete: await pump(body, res) };
+    if (body instanceof Readable) return { ...result, complete: await pump(body, res) };
+    try {
+      return { ...result, complete: await pumpReader(body, range?.start ?? 0, length, res) };
+    } finally {
+      body.release();
+    }
   }
 
   const ranges = request.ranges;
@@ -134,6 +165,39 @@ function writeProblem(res: ServerResponse, problem: Problem, head: boolean): voi
   const body = JSON.stringify(problem);
   res.writeHead(problem.status, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body) });
   res.end(head ? undefined : body);
+}
+
+/**
+ * Copies `length` bytes from `position` to the client through pooled buffers, reading the next chunk
+ * while the last one is written (two buffers per response). A buffer goes back to the pool only once
+ * the socket is done with it; one whose write never completed is left to the GC.
+ */
+async function pumpReader(reader: BlobReader, position: number, length: number, res: ServerResponse): Promise<boolean> {
+  let writing: Promise<boolean> = Promise.resolve(true);
+  let pos = position;
+  const end = position + length;
+  const closed = new Promise<false>((resolve) => res.once('close', () => resolve(false)));
+  try {
+    while (pos < end) {
+      const buf = pool.take();
+      const n = await reader.read(buf, Math.min(CHUNK, end - pos), pos);
+      // The file is shorter than its record says: nothing can make this response whole.
+      if (n === 0) throw new Error(`artifact ended ${end - pos} bytes early`);
+      if (!(await Promise.race([writing, closed]))) return false;
+      pos += n;
+      writing = new Promise<boolean>((resolve) => {
+        res.write(n === buf.length ? buf : buf.subarray(0, n), (err) => {
+          if (err === null || err === undefined) pool.give(buf);
+          resolve(err === null || err === undefined);
+        });
+      });
+    }
+    if (!(await Promise.race([writing, closed]))) return false;
+    return await Promise.race([new Promise<true>((resolve) => res.end(() => resolve(true))), closed]);
+  } catch {
+    if (!res.destroyed) res.destroy();
+    return false;
+  }
 }
 
 /** Streams to the client; a client that goes away ends the read (no leaked file handles), not the server. */

@@ -3,7 +3,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../api/services.js';
-import { sendArtifact } from '../../boot/http/send-artifact.js';
+import { sendArtifact, storedArtifact } from '../../boot/http/send-artifact.js';
 import { KilnError } from '../../core/kiln-error.js';
 import { diskOf } from '../../core/services/versioned-disk-service.js';
 import type { Artifact, Image, ImageSetup, ImageVersion, Labels } from '../../core/types.js';
@@ -66,9 +66,9 @@ export async function sendDisk(s: Services, req: FastifyRequest, reply: FastifyR
   // No date says when these bytes arrived (an overwrite may reuse an older blob), so Last-Modified is
   // now: If-Range by date then always sends the whole disk, If-Range by ETag resumes exactly.
   const lastModified = s.clock.now();
-  await sendArtifact(req.raw, res, { sha256: artifact.sha256, size: artifact.size, mediaType: contentType, lastModified,
+  await sendArtifact(req.raw, res, storedArtifact(s.artifacts, artifact, { mediaType: contentType, lastModified,
     // A BAAS URL (latest, or a version overwritten in place) may serve other bytes tomorrow: caches must revalidate by ETag.
-    cacheControl: 'private, no-cache', open: (range) => s.artifacts.read(artifact.sha256, range) });
+    cacheControl: 'private, no-cache' }));
 }
 
 /** The frozen images of a setup as the original serialises them (images removed meanwhile are left out). */

@@ -4,8 +4,9 @@
 import { createHash } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import { Md5Meter } from '../../blobs/digest-meter.js';
+import { storedArtifact, type ArtifactSource } from '../../boot/http/send-artifact.js';
 import { KilnError } from '../../core/kiln-error.js';
-import type { BlobStore, ByteRange, Clock, IdSource, Store } from '../../core/ports.js';
+import type { BlobStore, Clock, IdSource, Store } from '../../core/ports.js';
 import type { ImsObject } from '../../core/ims/ims-records.js';
 import { ArtifactService } from '../../core/services/artifact-service.js';
 import { ImageService } from '../../core/services/image-service.js';
@@ -73,8 +74,9 @@ export class ImsObjects {
     return this.store.ims.listObjects(bucket, prefix);
   }
 
-  read(o: ImsObject, range?: ByteRange): Promise<Readable> {
-    return this.artifacts.read(o.sha256, range);
+  /** The object's bytes, for sendArtifact. */
+  source(o: ImsObject): ArtifactSource {
+    return storedArtifact(this.artifacts, { sha256: o.sha256, size: o.size, mediaType: o.contentType, createdAt: o.createdAt });
   }
 
   /** The object's bytes as text, refused above `max` bytes (manifests). */

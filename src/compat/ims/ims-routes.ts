@@ -234,7 +234,7 @@ function registerObjectRoutes(app: FastifyInstance, opts: ImsRouteOptions, read:
     const o = await objects.get(refOf(req));
     reply.hijack();
     // A key may be overwritten: caches revalidate (the ETag is the content's sha256).
-    await sendArtifact(req.raw, reply.raw, { sha256: o.sha256, size: o.size, mediaType: o.contentType, lastModified: new Date(o.createdAt), cacheControl: 'private, no-cache', open: (range) => objects.read(o, range) });
+    await sendArtifact(req.raw, reply.raw, { ...objects.source(o), cacheControl: 'private, no-cache' });
   });
   app.delete<ObjectReq>('/objects/:bucket/*', write, async (req, reply) => {
     await objects.delete(refOf(req));

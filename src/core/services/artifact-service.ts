@@ -1,7 +1,7 @@
 // Artifacts: streaming, verified uploads into the blob store, and their records.
 import type { Readable } from 'node:stream';
 import { KilnError } from '../kiln-error.js';
-import type { BlobStore, ByteRange, Clock, PutBlobOptions, Store } from '../ports.js';
+import type { BlobReader, BlobStore, ByteRange, Clock, PutBlobOptions, Store } from '../ports.js';
 import type { Artifact } from '../types.js';
 import { validateSha256 } from '../validate.js';
 
@@ -47,5 +47,11 @@ export class ArtifactService {
 
   async read(sha256: string, range?: ByteRange): Promise<Readable> {
     return this.blobs.read(sha256, range);
+  }
+
+  /** Random access to the bytes, when the blob store keeps local files (see BlobStore.openReader). */
+  reader(sha256: string): (() => Promise<BlobReader>) | undefined {
+    const blobs = this.blobs;
+    return blobs.openReader === undefined ? undefined : () => blobs.openReader!(sha256);
   }
 }
