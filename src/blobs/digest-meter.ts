@@ -4,9 +4,11 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { KilnError } from '../core/kiln-error.js';
 import type { BlobInfo, PutBlobOptions } from '../core/ports.js';
+import { ThreadedSha256 } from './threaded-sha256.js';
 
 export class DigestMeter extends Transform {
-  private readonly hash = createHash('sha256');
+  private readonly hash = new ThreadedSha256();
+  private sha256: string | null = null;
   // Not `size`: the AWS SDK takes a body with a `size` property for a Blob of that length.
   private bytes = 0;
   /** The first error that destroyed this stream (its own or a source's forwarded by pipeline). */
@@ -23,18 +25,32 @@ export class DigestMeter extends Transform {
       done(new KilnError('KILN_ARTIFACT_SIZE_MISMATCH', `more than the expected ${max} bytes arrived`));
       return;
     }
-    this.hash.update(chunk);
-    done(null, chunk);
+    const wait = this.hash.update(chunk);
+    if (wait === null) done(null, chunk);
+    else wait.then(() => done(null, chunk), (err: Error) => done(err));
+  }
+
+  override _flush(done: (err?: Error | null) => void): void {
+    this.hash.digest().then(
+      (sha256) => {
+        this.sha256 = sha256;
+        this.hash.release();
+        done();
+      },
+      (err: Error) => done(err),
+    );
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
     if (err !== null) this.firstError ??= err;
+    this.hash.release();
     cb(err);
   }
 
   /** Call once every byte went through: the blob's identity, or the expectation it failed. */
   verified(): BlobInfo {
-    const sha256 = this.hash.digest('hex');
+    const sha256 = this.sha256;
+    if (sha256 === null) throw new Error('DigestMeter.verified() before the stream ended');
     const { expectedSize, expectedSha256 } = this.opts;
     if (expectedSize !== undefined && this.bytes !== expectedSize) throw new KilnError('KILN_ARTIFACT_SIZE_MISMATCH', `expected ${expectedSize} bytes, got ${this.bytes}`);
     if (expectedSha256 !== undefined && sha256 !== expectedSha256) {

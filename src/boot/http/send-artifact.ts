@@ -12,7 +12,6 @@ import type { ArtifactService } from '../../core/services/artifact-service.js';
 import { parseRange } from './parse-range.js';
 import { BufferPool } from './buffer-pool.js';
 
-const MiB = 1024 * 1024;
 const CHUNK = 1024 * 1024;
 /**
  * While few downloads run, each reads its next 1 MiB chunk while the last one is written (the
