@@ -27,7 +27,9 @@ export async function uploadCase(ctx) {
   const { opts } = ctx;
   const dataDir = join(ctx.workDir, 'upload', 'kiln');
   await mkdir(dataDir, { recursive: true });
-  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs, workers: opts.workers });
+  // One process: an upload is one stream in one process, and the RSS target is that process's
+  // (more workers only add their own idle baseline to a process-tree sum).
+  const kiln = await startKiln({ repoRoot: ctx.repoRoot, dataDir, nodeArgs: ctx.nodeArgs, workers: 1 });
   const bytes = opts.uploadMiB * 2 ** 20;
   let diskS;
   let up;
@@ -57,7 +59,7 @@ export async function uploadCase(ctx) {
     details: [
       `${opts.uploadMiB} MiB raw body (application/octet-stream), one request; Kiln hashes (sha256), writes, fsyncs and renames. ` +
         `Reference: \`dd if=/dev/zero bs=1M count=${opts.uploadMiB} conv=fdatasync\` into Kiln's blob directory just before, ${fmt(diskS)} s. ` +
-        `Kiln's peak RSS before the upload: ${fmt(rssBefore / 1e6, 0)} MB (startup).` +
+        `Kiln runs as one process here; its peak RSS before the upload: ${fmt(rssBefore / 1e6, 0)} MB (startup).` +
         (r.ok ? '' : ` Upload FAILED: status ${r.status}: ${r.error}`),
       '',
       ...runsTable([
