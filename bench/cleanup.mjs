@@ -47,7 +47,8 @@ export async function stopChild(child, { signal = 'SIGTERM', graceMs = 15000 } =
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill(signal);
-  const done = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+  // The grace timer is unref'd: a child that exits in time must not keep the bench alive for graceMs.
+  const done = await Promise.race([exited.then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
   if (!done) {
     child.kill('SIGKILL');
     await exited;

@@ -20,12 +20,15 @@ async function waitForBuild(repoRoot) {
 
 /**
  * `nodeArgs` go to the server's node (KILN_BENCH_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
- * to profile the server under load; profiles are written when it stops).
+ * to profile the server under load; profiles are written when it stops). `extraArgs` are more
+ * `kiln serve` flags (e.g. an S3 blob store); `env` adds variables, for settings such as
+ * credentials that do not belong on a command line.
  */
-export async function startKiln({ repoRoot, dataDir, nodeArgs = [], workers = 1 }) {
+export async function startKiln({ repoRoot, dataDir, nodeArgs = [], workers = 1, extraArgs = [], env = {} }) {
   await waitForBuild(repoRoot);
-  const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'bin/kiln.js'), 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', '--workers', String(workers)], {
+  const child = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'bin/kiln.js'), 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--log-level', 'warn', '--workers', String(workers), ...extraArgs], {
     cwd: repoRoot,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stop = onCleanup(`kiln ${child.pid}`, () => stopChild(child, { signal: 'SIGTERM', graceMs: 20000 }));

@@ -1,8 +1,10 @@
-// Seeds a Kiln SQLite data directory through Kiln's own store: an image with kernel and initrd,
-// four profiles, 52 groups (racks, a storage sub-group, the default) and N machines.
+// Seeds a Kiln store through Kiln's own code: an image with kernel and initrd, four profiles,
+// 52 groups (racks, a storage sub-group, the default) and N machines. SQLite in the data directory,
+// or the PostgreSQL database at `databaseUrl`.
 import { mkdir, link } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openSqliteStore } from '../dist/store/sqlite/sqlite-store.js';
+import { openPostgresStore } from '../dist/store/postgres/postgres-store.js';
 import { macOf } from './mac-of.mjs';
 
 // Machines per transaction: commits stay few, and no single transaction grows without bound.
@@ -13,8 +15,8 @@ const BATCH = 5000;
  * Writes the fleet into <dataDir>/kiln.db. `kernel` and `initrd` are { sha256, size } of blobs
  * that `linkBlob` places (or not, for the render case, which never fetches them).
  */
-export async function seedStore(dataDir, { machines, kernel, initrd }) {
-  const store = await openSqliteStore({ path: join(dataDir, 'kiln.db') });
+export async function seedStore(dataDir, { machines, kernel, initrd, databaseUrl = null }) {
+  const store = databaseUrl === null ? await openSqliteStore({ path: join(dataDir, 'kiln.db') }) : await openPostgresStore({ url: databaseUrl });
   try {
     const at = new Date().toISOString();
     await store.transaction(async (tx) => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { removeDir } from '../integration/helpers.js';
+import { pgUnavailableReason } from '../support/pg-cluster.js';
 
 interface Results {
   options: { quick: boolean };
@@ -39,6 +40,11 @@ describe('npm run bench (smoke, tiny sizes)', () => {
       }
       const failed = results.cases.find((c) => c.name === 'storm')!.rows.find((r) => r.metric === 'failed machines');
       expect(failed?.kiln).toBe(0);
+      // Render on PostgreSQL too wherever a private cluster can run (always in CI).
+      if (pgUnavailableReason() === null) {
+        const pg = results.cases.find((c) => c.name === 'render')!.rows.find((r) => r.metric === 'on PostgreSQL: req/s, c=64');
+        expect(Number.isFinite(pg?.kiln), JSON.stringify(pg)).toBe(true);
+      }
     } finally {
       await removeDir(out);
     }

@@ -1,6 +1,10 @@
 // `kiln serve --workers 2` as a real process tree (the built binary): both workers answer, a write
 // through one is seen at once by the other (SQLite: relayed through the primary), a worker killed
-// with -9 is replaced, and SIGTERM stops everything cleanly.
+// with -9 is replaced, SIGTERM stops everything cleanly, and a cluster whose workers cannot start exits.
+import { mkdtemp } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDir, startKilnProcess, type KilnProcess } from './helpers.js';
 
@@ -41,6 +45,21 @@ async function until<T>(what: string, fn: () => Promise<T | null>, ms = 20_000):
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+describe('kiln serve --workers 2 that cannot start', () => {
+  it('exits with 1 instead of waiting for workers that failed (here: the port is taken)', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const dataDir = await mkdtemp(join(tmpdir(), 'kiln-cluster-fail-'));
+    try {
+      await expect(startKilnProcess(['--workers', '2', '--listen', `127.0.0.1:${port}`], dataDir)).rejects.toThrow(/kiln exited with 1[\s\S]*(EADDRINUSE|could not start)/);
+    } finally {
+      taken.close();
+      await removeDir(dataDir);
+    }
+  }, 30_000);
+});
 
 describe('kiln serve --workers 2', () => {
   let k: KilnProcess;

@@ -82,8 +82,11 @@ async function serveAsWorker(config: KilnConfig, log: Logger, index: number): Pr
   try {
     kiln = await startKiln(config, log.child({ clusterWorker: index }), { clusterWorker: index });
   } catch (err) {
-    sendToPrimary({ kind: 'kiln-failed', error: err instanceof Error ? err.message : String(err) });
-    throw err;
+    // Tell the primary, then exit: the IPC channel (and whatever the failed start left open) would
+    // keep this process alive, and the primary waits for it to exit before giving up.
+    await new Promise<void>((resolve) => sendToPrimary({ kind: 'kiln-failed', error: err instanceof Error ? err.message : String(err) }, resolve));
+    log.flush();
+    process.exit(1);
   }
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -10,8 +10,10 @@ export function clusterWorkerIndex(env: Record<string, string | undefined>): num
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : null;
 }
 
-export function sendToPrimary(msg: WorkerMessage): void {
-  process.send?.(msg);
+/** `sent` runs once the message is handed to the IPC channel (or at once outside a cluster). */
+export function sendToPrimary(msg: WorkerMessage, sent?: () => void): void {
+  if (process.send === undefined) sent?.();
+  else process.send(msg, undefined, {}, () => sent?.());
 }
 
 /**
