@@ -28,13 +28,18 @@ async function fdsOn(path: string): Promise<number> {
   return n;
 }
 
+/** A fresh store holding one random blob, and where that blob's file is. */
+async function storeWithBlob(size: number) {
+  const root = await freshRoot();
+  const store = await FsBlobStore.open(root);
+  const data = randomBytes(size);
+  const { sha256 } = await store.put(chunked(data), {});
+  return { root, store, data, sha256, file: join(root, 'sha256', sha256.slice(0, 2), sha256) };
+}
+
 describe('FsBlobStore', () => {
   it('concurrent readers of one blob share a descriptor, which trash or close gives up', async () => {
-    const root = await freshRoot();
-    const store = await FsBlobStore.open(root);
-    const data = randomBytes(4096);
-    const { sha256 } = await store.put(chunked(data), {});
-    const file = join(root, 'sha256', sha256.slice(0, 2), sha256);
+    const { root, store, data, sha256, file } = await storeWithBlob(4096);
     const readers = await Promise.all([store.openReader(sha256), store.openReader(sha256), store.openReader(sha256)]);
     expect(await fdsOn(file)).toBe(1);
     for (const r of readers) r.release();
@@ -59,11 +64,7 @@ describe('FsBlobStore', () => {
   });
 
   it('stores a blob at <root>/sha256/<first two hex digits>/<sha256>', async () => {
-    const root = await freshRoot();
-    const store = await FsBlobStore.open(root);
-    const data = randomBytes(1234);
-    const { sha256 } = await store.put(chunked(data), {});
-    const file = join(root, 'sha256', sha256.slice(0, 2), sha256);
+    const { root, data, file } = await storeWithBlob(1234);
     expect((await readFile(file)).equals(data)).toBe(true);
     expect(await readdir(join(root, '.tmp'))).toEqual([]);
   });

@@ -19,7 +19,7 @@ const CHUNK = 1024 * 1024;
  * buffers in flight and cost no throughput in a 500-machine storm (smaller chunks cost 30%).
  */
 const READ_AHEAD_MAX = 32;
-const pool = new BufferPool(32 * CHUNK);
+const pool = new BufferPool(CHUNK, 32);
 let activeDownloads = 0;
 
 export interface ArtifactSource {
@@ -187,7 +187,7 @@ async function pumpReader(reader: BlobReader, position: number, length: number, 
   activeDownloads++;
   try {
     while (pos < end) {
-      const buf = pool.take(CHUNK);
+      const buf = pool.take();
       const n = await reader.read(buf, Math.min(CHUNK, end - pos), pos);
       // The file is shorter than its record says: nothing can make this response whole.
       if (n === 0) throw new Error(`artifact ended ${end - pos} bytes early`);
