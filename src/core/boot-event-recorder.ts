@@ -13,7 +13,8 @@ export interface RecorderOptions {
 
 export class BootEventRecorder {
   private pending: NewBootEvent[] = [];
-  private waiters: (() => void)[] = [];
+  /** Settles when the pending batch is written; one promise per batch, not per event (hot path). */
+  private durable: { promise: Promise<void>; resolve: () => void } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -25,7 +26,12 @@ export class BootEventRecorder {
   /** Queues an event; resolves once it is durable (callers on the hot path need not wait). */
   record(event: NewBootEvent): Promise<void> {
     this.pending.push(event);
-    const durable = new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (this.durable === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.durable = { promise, resolve };
+    }
+    const durable = this.durable.promise;
     if (this.pending.length >= this.opts.maxBatch) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.opts.flushIntervalMs);
     return durable;
@@ -38,9 +44,9 @@ export class BootEventRecorder {
       this.timer = null;
     }
     const batch = this.pending;
-    const waiters = this.waiters;
+    const durable = this.durable;
     this.pending = [];
-    this.waiters = [];
+    this.durable = null;
     this.flushing = this.flushing.then(async () => {
       if (batch.length > 0) {
         try {
@@ -49,7 +55,7 @@ export class BootEventRecorder {
           this.opts.onError(err, batch.length);
         }
       }
-      for (const w of waiters) w();
+      durable?.resolve();
     });
     return this.flushing;
   }

@@ -55,6 +55,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'boot.noPlanDelaySeconds', env: 'KILN_BOOT_NO_PLAN_DELAY_SECONDS', flag: '--boot-no-plan-delay-seconds', kind: 'int', default: 30, min: 1, max: 86400, doc: 'a machine with nothing to boot asks again after this long' },
   { key: 'boot.artifactDelivery', env: 'KILN_BOOT_ARTIFACT_DELIVERY', flag: '--boot-artifact-delivery', kind: 'enum', values: ['proxy', 'redirect'], default: 'proxy', doc: 'proxy: Kiln streams artifacts (Range passed through); redirect: 302 to a presigned S3 URL (needs blobs.url)' },
   { key: 'boot.presignTtlSeconds', env: 'KILN_BOOT_PRESIGN_TTL_SECONDS', flag: '--boot-presign-ttl-seconds', kind: 'int', default: 900, min: 10, max: 604800, doc: 'lifetime of presigned S3 URLs handed to machines in redirect mode' },
+  { key: 'boot.memoryCacheMiB', env: 'KILN_BOOT_MEMORY_CACHE_MIB', flag: '--boot-memory-cache-mib', kind: 'int', default: 512, min: 0, max: 1048576, doc: 'per server process, artifacts of at most half this size are kept in memory once read, so a boot storm reads each kernel and initrd once (0: off)' },
   { key: 'pxe.enabled', env: 'KILN_PXE', flag: '--pxe', kind: 'bool', default: false, doc: 'answer PXE and UEFI HTTP boot clients with Kiln\'s own proxyDHCP (UDP 67, 4011) and TFTP (UDP 69); the site\'s DHCP keeps handing out addresses' },
   { key: 'pxe.address', env: 'KILN_PXE_ADDRESS', flag: '--pxe-address', kind: 'string', default: '0.0.0.0', doc: 'address the proxyDHCP and TFTP sockets bind to (0.0.0.0 is needed to hear DHCP broadcasts)' },
   { key: 'pxe.serverIp', env: 'KILN_PXE_SERVER_IP', flag: '--pxe-server-ip', kind: 'optional-string', default: null, doc: 'this host\'s IPv4 address on the machines\' network (DHCP server id and TFTP server); required with pxe.enabled' },
@@ -128,6 +129,7 @@ export interface KilnConfig {
     noPlanDelaySeconds: number;
     artifactDelivery: 'proxy' | 'redirect';
     presignTtlSeconds: number;
+    memoryCacheMiB: number;
   };
   pxe: {
     enabled: boolean; address: string; serverIp: string | null; dhcpPort: number; pxePort: number; tftpPort: number; tftpRoot: string;
@@ -384,6 +386,7 @@ export function loadConfig(src: ConfigSources): KilnConfig {
       noPlanDelaySeconds: get<number>('boot.noPlanDelaySeconds'),
       artifactDelivery: get<'proxy' | 'redirect'>('boot.artifactDelivery'),
       presignTtlSeconds: get<number>('boot.presignTtlSeconds'),
+      memoryCacheMiB: get<number>('boot.memoryCacheMiB'),
     }),
     pxe: Object.freeze({
       enabled: get<boolean>('pxe.enabled'),

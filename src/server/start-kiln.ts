@@ -35,6 +35,7 @@ import { ImsRecordsService } from '../compat/ims/ims-records-service.js';
 import { ImsJobsService } from '../compat/ims/ims-jobs-service.js';
 import type { RunningPxe } from './start-pxe.js';
 import { KILN_VERSION } from './version.js';
+import { HotChunks } from '../core/hot-chunks.js';
 
 export interface RunningKiln {
   /** Base URLs of the listeners: [admin (+boot)] or [admin, boot]. */
@@ -52,12 +53,18 @@ export interface RunningKiln {
 export const systemClock: Clock = { now: () => new Date() };
 export const randomIds: IdSource = { id: () => randomUUID(), secret: () => randomBytes(32).toString('base64url') };
 
+/** Half the budget per artifact: one large image streamed once must not push out the fleet's kernels. */
+function hotChunks(mib: number): HotChunks | null {
+  const budgetBytes = mib * 1024 * 1024;
+  return budgetBytes === 0 ? null : new HotChunks({ budgetBytes, chunkBytes: 1024 * 1024, maxBlobBytes: budgetBytes / 2 });
+}
+
 /** Wires services over a store and a blob store; shared by `kiln serve` and in-process tools. */
 export function buildServices(
   store: Store,
   blobs: BlobStore,
   log: FastifyBaseLogger,
-  opts: { flushIntervalMs: number; lastSeenResolutionMs?: number; enrollUnknown: boolean; users?: UserServiceOptions; jobs?: JobService },
+  opts: { flushIntervalMs: number; lastSeenResolutionMs?: number; enrollUnknown: boolean; users?: UserServiceOptions; jobs?: JobService; memoryCacheMiB?: number },
   clock = systemClock,
   ids = randomIds,
 ) {
@@ -71,7 +78,7 @@ export function buildServices(
   });
   const jobs = opts.jobs ?? JobService.unavailable(ids, clock);
   const services: Services = {
-    artifacts: new ArtifactService(store, blobs, clock),
+    artifacts: new ArtifactService(store, blobs, clock, hotChunks(opts.memoryCacheMiB ?? 0)),
     images: new ImageService(store, blobs, clock, ids),
     machines: new MachineService(store, clock, ids),
     profiles: new ProfileService(store, clock, (t) => templates.check(t)),
@@ -190,6 +197,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
       enrollUnknown: config.boot.enrollUnknown,
       users: { defaultRole: config.login.defaultRole, sessionTtlHours: config.login.sessionTtlHours },
       jobs: jobs.service,
+      memoryCacheMiB: config.boot.memoryCacheMiB,
     });
     closers.push({ name: 'boot events', close: () => recorder.close() });
     const warming = cache.warm().then(

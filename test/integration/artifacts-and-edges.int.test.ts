@@ -148,75 +148,96 @@ describe('artifacts', () => {
       await removeDir(server.dataDir);
     }
   }, 180_000);
+});
 
-  describe('downloads', () => {
-    let sha: string;
-    let bytes: Buffer;
-    let url: string;
-    beforeAll(async () => {
-      ({ bytes, sha256: sha } = randomBlob(1_000_000));
-      await upload(k, bytes);
-      url = `${k.kiln.adminUrl}/api/v1/artifacts/${sha}`;
-    });
-    const get = (headers: Record<string, string> = {}, method = 'GET') => fetch(url, { method, headers: { authorization: `Bearer ${k.token}`, ...headers } });
+// Both ways Kiln reads an artifact: out of its in-memory chunks (1 MiB, shared by every download) and
+// from the file on each request. The artifact spans several chunks, so ranges cross chunk edges.
+describe.each([
+  ['from the hot artifact cache', {}],
+  ['from the file (cache off)', { 'boot.memoryCacheMiB': '0' }],
+])('downloads %s', (_how, flags: Record<string, string>) => {
+  let k: TestKiln;
+  let sha: string;
+  let bytes: Buffer;
+  let url: string;
+  const MiB = 1024 * 1024;
+  beforeAll(async () => {
+    k = await startTestKiln(flags);
+    ({ bytes, sha256: sha } = randomBlob(3 * MiB + 123));
+    await upload(k, bytes);
+    url = `${k.kiln.adminUrl}/api/v1/artifacts/${sha}`;
+  });
+  afterAll(async () => {
+    await k.stop();
+    await removeDir(k.dataDir);
+  });
+  const get = (headers: Record<string, string> = {}, method = 'GET') => fetch(url, { method, headers: { authorization: `Bearer ${k.token}`, ...headers } });
 
-    it('serves the whole artifact with ETag, length and Accept-Ranges; HEAD has no body', async () => {
-      const res = await get();
-      expect(res.status).toBe(200);
-      expect(res.headers.get('etag')).toBe(`"${sha}"`);
-      expect(res.headers.get('accept-ranges')).toBe('bytes');
-      expect(res.headers.get('content-length')).toBe(String(bytes.length));
-      expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes);
-      const head = await get({}, 'HEAD');
-      expect(head.status).toBe(200);
-      expect(head.headers.get('content-length')).toBe(String(bytes.length));
-      expect((await head.arrayBuffer()).byteLength).toBe(0);
-    });
+  it('serves the whole artifact with ETag, length and Accept-Ranges; HEAD has no body', async () => {
+    const res = await get();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('etag')).toBe(`"${sha}"`);
+    expect(res.headers.get('accept-ranges')).toBe('bytes');
+    expect(res.headers.get('content-length')).toBe(String(bytes.length));
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes);
+    const head = await get({}, 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(bytes.length));
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+  });
 
-    it('answers single, open-ended and suffix ranges', async () => {
-      for (const [range, start, end] of [['bytes=10-19', 10, 19], ['bytes=999990-', 999990, 999999], ['bytes=-5', 999995, 999999], ['bytes=999000-5000000', 999000, 999999]] as const) {
-        const res = await get({ range });
-        expect(res.status).toBe(206);
-        expect(res.headers.get('content-range')).toBe(`bytes ${start}-${end}/${bytes.length}`);
-        expect(res.headers.get('content-length')).toBe(String(end - start + 1));
-        expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes.subarray(start, end + 1));
-      }
-    });
-
-    it('answers multiple ranges as multipart/byteranges with an exact length', async () => {
-      const res = await get({ range: 'bytes=0-9, 500-509,-3' });
+  it('answers single, open-ended and suffix ranges', async () => {
+    const last = bytes.length - 1;
+    const cases = [
+      ['bytes=10-19', 10, 19],
+      [`bytes=${MiB - 5}-${MiB + 4}`, MiB - 5, MiB + 4], // across a chunk edge
+      [`bytes=${MiB}-${3 * MiB - 1}`, MiB, 3 * MiB - 1], // exactly two chunks
+      ['bytes=1000000-', 1000000, last],
+      ['bytes=-5', last - 4, last],
+      [`bytes=${last - 999}-9000000`, last - 999, last],
+    ] as const;
+    for (const [range, start, end] of cases) {
+      const res = await get({ range });
       expect(res.status).toBe(206);
-      const type = res.headers.get('content-type')!;
-      const boundary = /boundary=(\S+)/.exec(type)![1]!;
-      const body = Buffer.from(await res.arrayBuffer());
-      expect(res.headers.get('content-length')).toBe(String(body.length));
-      const text = body.toString('latin1');
-      const parts = text.split(`--${boundary}`).slice(1, -1);
-      expect(parts).toHaveLength(3);
-      expect(parts[1]).toContain(`Content-Range: bytes 500-509/${bytes.length}`);
-      expect(Buffer.from(parts[1]!.split('\r\n\r\n')[1]!.replace(/\r\n$/, ''), 'latin1')).toEqual(bytes.subarray(500, 510));
-      expect(text.endsWith(`--${boundary}--\r\n`)).toBe(true);
-    });
+      expect(res.headers.get('content-range')).toBe(`bytes ${start}-${end}/${bytes.length}`);
+      expect(res.headers.get('content-length')).toBe(String(end - start + 1));
+      expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes.subarray(start, end + 1));
+    }
+  });
 
-    it('answers 416 for unsatisfiable ranges and ignores malformed ones', async () => {
-      const res = await get({ range: `bytes=${bytes.length}-` });
-      expect(res.status).toBe(416);
-      expect(res.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
-      expect((await json(res)).code).toBe('KILN_ARTIFACT_RANGE_NOT_SATISFIABLE');
-      const bad = await get({ range: 'bytes=abc' });
-      expect(bad.status).toBe(200);
-      await bad.arrayBuffer();
-    });
+  it('answers multiple ranges as multipart/byteranges with an exact length', async () => {
+    const res = await get({ range: 'bytes=0-9, 500-509,-3' });
+    expect(res.status).toBe(206);
+    const type = res.headers.get('content-type')!;
+    const boundary = /boundary=(\S+)/.exec(type)![1]!;
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(res.headers.get('content-length')).toBe(String(body.length));
+    const text = body.toString('latin1');
+    const parts = text.split(`--${boundary}`).slice(1, -1);
+    expect(parts).toHaveLength(3);
+    expect(parts[1]).toContain(`Content-Range: bytes 500-509/${bytes.length}`);
+    expect(Buffer.from(parts[1]!.split('\r\n\r\n')[1]!.replace(/\r\n$/, ''), 'latin1')).toEqual(bytes.subarray(500, 510));
+    expect(text.endsWith(`--${boundary}--\r\n`)).toBe(true);
+  });
 
-    it('honours If-None-Match and If-Range', async () => {
-      expect((await get({ 'if-none-match': `"${sha}"` })).status).toBe(304);
-      const stale = await get({ range: 'bytes=0-9', 'if-range': '"something-else"' });
-      expect(stale.status).toBe(200);
-      expect((await stale.arrayBuffer()).byteLength).toBe(bytes.length);
-      const fresh = await get({ range: 'bytes=0-9', 'if-range': `"${sha}"` });
-      expect(fresh.status).toBe(206);
-      await fresh.arrayBuffer();
-    });
+  it('answers 416 for unsatisfiable ranges and ignores malformed ones', async () => {
+    const res = await get({ range: `bytes=${bytes.length}-` });
+    expect(res.status).toBe(416);
+    expect(res.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
+    expect((await json(res)).code).toBe('KILN_ARTIFACT_RANGE_NOT_SATISFIABLE');
+    const bad = await get({ range: 'bytes=abc' });
+    expect(bad.status).toBe(200);
+    await bad.arrayBuffer();
+  });
+
+  it('honours If-None-Match and If-Range', async () => {
+    expect((await get({ 'if-none-match': `"${sha}"` })).status).toBe(304);
+    const stale = await get({ range: 'bytes=0-9', 'if-range': '"something-else"' });
+    expect(stale.status).toBe(200);
+    expect((await stale.arrayBuffer()).byteLength).toBe(bytes.length);
+    const fresh = await get({ range: 'bytes=0-9', 'if-range': `"${sha}"` });
+    expect(fresh.status).toBe(206);
+    await fresh.arrayBuffer();
   });
 });
 

@@ -10,6 +10,7 @@ import type { Services } from '../../api/services.js';
 import { problemOf, sendProblem } from '../../api/problem.js';
 import { buildScriptModel, renderBootScript, renderChainScript, renderNoPlanScript } from '../ipxe/render-ipxe-script.js';
 import type { TemplateRenderer } from '../ipxe/template-renderer.js';
+import { PlanScripts } from '../ipxe/plan-scripts.js';
 import type { UrlSigner } from '../url-signer.js';
 import { requestBaseUrl } from './request-base-url.js';
 import { ScriptCache } from './script-cache.js';
@@ -76,6 +77,8 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
 
   const baseUrl = (req: FastifyRequest): string => requestBaseUrl(req, opts.publicUrl);
   const scripts = new ScriptCache();
+  const plans = new PlanScripts();
+  const artifactPath = (a: { sha256: string; name: string }) => `/boot/artifacts/${a.sha256}/${encodeURIComponent(a.name)}`;
 
   function text(reply: FastifyReply, body: string): FastifyReply {
     return reply.type('text/plain; charset=utf-8').header('Cache-Control', 'no-store').send(body);
@@ -95,6 +98,16 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
     if (machine === null || outcome.plan === null) {
       return text(reply, renderNoPlanScript({ baseUrl: base, mac: facts.mac, reason: outcome.reason, delaySeconds: opts.noPlanDelaySeconds }));
     }
+    const template = outcome.plan.profile.template;
+    if (template === null && signer === null) {
+      return text(reply, plans.render(machine, outcome.plan, facts.mac, {
+        baseUrl: base,
+        retries: opts.retries,
+        retryDelaySeconds: opts.retryDelaySeconds,
+        artifactUrl: (a, mac) => `${base}${artifactPath(a)}?mac=${mac}`,
+      }));
+    }
+    // Templates may show anything of the machine: reuse a script only for the same machine revision.
     // Signed URLs expire, so only unsigned scripts can be reused.
     const cacheKey = signer === null ? ScriptCache.keyOf(machine, outcome.plan, base, facts.mac) : null;
     const cached = cacheKey !== null ? scripts.get(machine.id, cacheKey) : undefined;
@@ -106,12 +119,11 @@ export const bootRoutes: FastifyPluginAsync<BootHttpOptions> = async (app, opts)
       retries: opts.retries,
       retryDelaySeconds: opts.retryDelaySeconds,
       artifactUrl: (a) => {
-        const path = `/boot/artifacts/${a.sha256}/${encodeURIComponent(a.name)}`;
+        const path = artifactPath(a);
         const q = `mac=${facts.mac}`;
         return `${base}${path}?${q}${signer !== null ? `&${signer.sign(`${path}?${q}`, now)}` : ''}`;
       },
     });
-    const template = outcome.plan.profile.template;
     const script = template === null ? renderBootScript(model) : await opts.templates.render(template, model);
     if (cacheKey !== null) scripts.set(machine.id, cacheKey, script);
     return text(reply, script);

@@ -9,8 +9,10 @@ import type { BlobReader, ByteRange } from '../../core/ports.js';
 import { problemOf, type Problem } from '../../api/problem.js';
 import { KilnError } from '../../core/kiln-error.js';
 import type { ArtifactService } from '../../core/services/artifact-service.js';
+import type { ChunkedBytes } from '../../core/hot-chunks.js';
 import { parseRange } from './parse-range.js';
 import { BufferPool } from './buffer-pool.js';
+import { TurnBudget } from './turn-budget.js';
 
 const CHUNK = 1024 * 1024;
 /**
@@ -21,6 +23,8 @@ const CHUNK = 1024 * 1024;
 const READ_AHEAD_MAX = 32;
 const pool = new BufferPool(CHUNK, 32);
 let activeDownloads = 0;
+/** Memory-chunk writes per event-loop turn, all downloads together (see TurnBudget). */
+const turns = new TurnBudget(4 * CHUNK);
 
 export interface ArtifactSource {
   sha256: string;
@@ -32,15 +36,18 @@ export interface ArtifactSource {
   open(range?: ByteRange): Promise<Readable>;
   /** Random access into the bytes (local files); preferred over `open` for whole files and single ranges. */
   reader?: () => Promise<BlobReader>;
+  /** The bytes in shared memory chunks (hot artifacts); preferred over everything else. */
+  chunks?: ChunkedBytes;
 }
 
 /** The source for a stored artifact's bytes: streamed, or read at random where the blob store allows. */
 export function storedArtifact(
-  artifacts: Pick<ArtifactService, 'read' | 'reader'>,
+  artifacts: Pick<ArtifactService, 'read' | 'reader' | 'chunks'>,
   a: { sha256: string; size: number; mediaType: string; createdAt: string },
   overrides: Partial<Pick<ArtifactSource, 'mediaType' | 'lastModified' | 'cacheControl'>> = {},
 ): ArtifactSource {
   const reader = artifacts.reader(a.sha256);
+  const chunks = artifacts.chunks(a.sha256, a.size);
   return {
     sha256: a.sha256,
     size: a.size,
@@ -48,6 +55,7 @@ export function storedArtifact(
     lastModified: new Date(a.createdAt),
     open: (range) => artifacts.read(a.sha256, range),
     ...(reader !== undefined ? { reader } : {}),
+    ...(chunks !== undefined ? { chunks } : {}),
     ...overrides,
   };
 }
@@ -116,6 +124,7 @@ export async function sendArtifact(req: IncomingMessage, res: ServerResponse, sr
       res.end();
       return { ...result, complete: true };
     }
+    if (src.chunks !== undefined) return sendChunks(src.chunks, range?.start ?? 0, length, res, result);
     let body: Readable | BlobReader;
     try {
       body = src.reader !== undefined ? await src.reader() : await src.open(range);
@@ -208,6 +217,53 @@ async function pumpReader(reader: BlobReader, position: number, length: number, 
     return false;
   } finally {
     activeDownloads--;
+  }
+}
+
+/**
+ * Writes `length` bytes from `position` out of shared chunks: no copy and no buffer of its own, so a
+ * storm's thousands of downloads hold no memory beyond the cache. The next chunk is asked for while
+ * the current one is written (a miss then loads in parallel). Nothing is sent before the first
+ * chunk is there, so a blob that cannot be read gets a problem response, not a truncated body.
+ */
+async function sendChunks(chunks: ChunkedBytes, position: number, length: number, res: ServerResponse, result: Omit<SendResult, 'complete'>): Promise<SendResult> {
+  const size = chunks.chunkBytes;
+  const end = position + length;
+  let index = Math.floor(position / size);
+  let next = chunks.chunk(index);
+  try {
+    await next;
+  } catch (err) {
+    return sendOpenFailure(res, err);
+  }
+  const done = (complete: boolean): SendResult => ({ ...result, complete });
+  const closed = new Promise<false>((resolve) => res.once('close', () => resolve(false)));
+  let writing: Promise<boolean> = Promise.resolve(true);
+  const written = () => Promise.race([writing, closed]);
+  let pos = position;
+  try {
+    while (pos < end) {
+      const chunk = await next;
+      const base = index * size;
+      const upto = Math.min(base + chunk.length, end);
+      if (upto <= pos) throw new Error(`artifact ended ${end - pos} bytes early`);
+      if (upto < end) {
+        next = chunks.chunk(++index);
+        // Awaited on the next turn of the loop; a client gone by then must not leave it unhandled.
+        next.catch(() => undefined);
+      }
+      if (!(await written())) return done(false);
+      const turn = turns.take(upto - pos);
+      if (turn !== null && !(await Promise.race([turn.then(() => true), closed]))) return done(false);
+      const slice = pos === base && upto === base + chunk.length ? chunk : chunk.subarray(pos - base, upto - base);
+      writing = new Promise<boolean>((resolve) => res.write(slice, (err) => resolve(err === null || err === undefined)));
+      pos = upto;
+    }
+    if (!(await written())) return done(false);
+    return done(await Promise.race([new Promise<true>((resolve) => res.end(() => resolve(true))), closed]));
+  } catch {
+    if (!res.destroyed) res.destroy();
+    return done(false);
   }
 }
 

@@ -2,6 +2,7 @@
 import type { Readable } from 'node:stream';
 import { KilnError } from '../kiln-error.js';
 import type { BlobReader, BlobStore, ByteRange, Clock, PutBlobOptions, Store } from '../ports.js';
+import type { ChunkedBytes, HotChunks } from '../hot-chunks.js';
 import type { Artifact } from '../types.js';
 import { validateSha256 } from '../validate.js';
 
@@ -12,6 +13,8 @@ export class ArtifactService {
     private readonly store: Store,
     private readonly blobs: BlobStore,
     private readonly clock: Clock,
+    /** Keeps the bytes of small, hot artifacts (kernels, initrds) in memory; null: every read goes to the blob store. */
+    private readonly hot: HotChunks | null = null,
   ) {}
 
   /** Stores the bytes once (identical content is deduplicated by its sha256) and records the artifact. */
@@ -53,5 +56,37 @@ export class ArtifactService {
   reader(sha256: string): (() => Promise<BlobReader>) | undefined {
     const blobs = this.blobs;
     return blobs.openReader === undefined ? undefined : () => blobs.openReader!(sha256);
+  }
+
+  /** The bytes as shared in-memory chunks, when this artifact is small enough to keep there. */
+  chunks(sha256: string, size: number): ChunkedBytes | undefined {
+    return this.hot?.bytesOf(sha256, size, (buffer, position) => this.fill(sha256, buffer, position));
+  }
+
+  private async fill(sha256: string, buffer: Buffer, position: number): Promise<void> {
+    const short = (got: number) => new Error(`blob ${sha256} ended ${buffer.length - got} bytes early at ${position + got}`);
+    if (this.blobs.openReader !== undefined) {
+      const reader = await this.blobs.openReader(sha256);
+      try {
+        let got = 0;
+        while (got < buffer.length) {
+          const n = await reader.read(got === 0 ? buffer : buffer.subarray(got), buffer.length - got, position + got);
+          if (n === 0) throw short(got);
+          got += n;
+        }
+      } finally {
+        reader.release();
+      }
+      return;
+    }
+    // Remote stores: one ranged read per chunk, so a storm asks the store for each chunk once.
+    let got = 0;
+    for await (const piece of await this.blobs.read(sha256, { start: position, end: position + buffer.length - 1 })) {
+      const b = piece as Buffer;
+      if (got + b.length > buffer.length) throw new Error(`blob ${sha256}: the store returned more bytes than asked for at ${position}`);
+      b.copy(buffer, got);
+      got += b.length;
+    }
+    if (got < buffer.length) throw short(got);
   }
 }
