@@ -6,8 +6,9 @@ import { wholeFetch } from './jobs/whole-fetch.mjs';
 import { rangeLoad } from './jobs/range-load.mjs';
 import { bootStorm } from './jobs/boot-storm.mjs';
 import { uploadArtifact } from './jobs/upload-artifact.mjs';
+import { scriptProbe } from './jobs/script-probe.mjs';
 
-const jobs = { render: renderLoad, whole: wholeFetch, range: rangeLoad, storm: bootStorm, upload: uploadArtifact };
+const jobs = { render: renderLoad, whole: wholeFetch, range: rangeLoad, storm: bootStorm, upload: uploadArtifact, probe: scriptProbe };
 
 const job = JSON.parse(process.argv[2]);
 try {

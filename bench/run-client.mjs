@@ -8,6 +8,33 @@ import { boxBusySeconds } from './proc-stats.mjs';
 
 const CLIENT = fileURLToPath(new URL('./load-client.mjs', import.meta.url));
 
+/**
+ * Starts a job that runs until stopped (the script probe) beside another one; `stop()` resolves its
+ * result. Its CPU is not accounted: it is light by design, and lands in the "other" column.
+ */
+export function startSideClient(job) {
+  const child = fork(CLIENT, [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const kill = onCleanup(`side client ${child.pid}`, () => stopChild(child, { graceMs: 2000 }));
+  const result = new Promise((resolve, reject) => {
+    child.on('message', (m) => {
+      if (m.type === 'result') resolve(m.result);
+      else if (m.type === 'error') reject(new Error(`side client failed: ${m.message}`));
+    });
+    child.once('exit', (code) => {
+      void kill();
+      reject(new Error(`side client exited with ${code} before reporting`));
+    });
+  });
+  // A failure before stop() is asked for surfaces there, not as an unhandled rejection.
+  result.catch(() => undefined);
+  return {
+    stop: () => {
+      if (child.connected) child.send({ type: 'stop' });
+      return result;
+    },
+  };
+}
+
 /** `server` is a handle from startKiln or startNginx. Resolves { result, wallS, serverCpuS, clientCpuS, otherCpuPct, ... }. */
 export function runClient(job, server) {
   const child = fork(CLIENT, [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });

@@ -20,6 +20,9 @@ export interface SelectionFacts {
 }
 
 const SCALAR_KEYS = ['uuid', 'serial', 'hostname', 'arch', 'platform'] as const;
+/** matchesSelectors tests these keys one by one: a key added above fails to compile here until it does. */
+const MATCHED_ONE_BY_ONE: Record<(typeof SCALAR_KEYS)[number], true> = { uuid: true, serial: true, hostname: true, arch: true, platform: true };
+void MATCHED_ONE_BY_ONE;
 
 /** Number of selectors; each label counts as one. The default group (no selectors) scores 0. */
 export function specificity(s: Selectors): number {
@@ -33,10 +36,13 @@ export function specificity(s: Selectors): number {
 
 export function matchesSelectors(s: Selectors, f: SelectionFacts): boolean {
   if (s.mac !== undefined && f.mac !== s.mac) return false;
-  for (const k of SCALAR_KEYS) {
-    const want = s[k];
-    if (want !== undefined && (f[k] ?? undefined) !== want) return false;
-  }
+  // Spelled out rather than a loop over SCALAR_KEYS: keyed loads with a variable key were the
+  // selection's main cost on the boot path (megamorphic, profiled).
+  if (s.uuid !== undefined && (f.uuid ?? undefined) !== s.uuid) return false;
+  if (s.serial !== undefined && (f.serial ?? undefined) !== s.serial) return false;
+  if (s.hostname !== undefined && (f.hostname ?? undefined) !== s.hostname) return false;
+  if (s.arch !== undefined && (f.arch ?? undefined) !== s.arch) return false;
+  if (s.platform !== undefined && (f.platform ?? undefined) !== s.platform) return false;
   if (s.subnet !== undefined && (f.address == null || !cidrContains(s.subnet, f.address))) return false;
   for (const [k, v] of Object.entries(s.labels ?? {})) if (f.labels[k] !== v) return false;
   return true;
@@ -62,11 +68,17 @@ export function selectGroup<G extends Pick<Group, 'name' | 'selectors'>>(groups:
 
 /**
  * Groups prepared for selection on the hot path: groups pinned to one MAC (matchbox-style fleets
- * have one per machine) are found by hash lookup, so a boot costs O(groups without a MAC selector).
+ * have one per machine) are found by hash lookup, and each list is sorted best first (most specific,
+ * then by name), so a boot stops at its first match instead of testing every group.
  */
 export interface GroupIndex<G extends Pick<Group, 'name' | 'selectors'>> {
   byMac: Map<string, G[]>;
   rest: G[];
+}
+
+/** Best first: higher specificity, then the smaller name (the tie rule of selectGroup). */
+function better<G extends Pick<Group, 'name' | 'selectors'>>(a: G, b: G): number {
+  return specificity(b.selectors) - specificity(a.selectors) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 export function indexGroups<G extends Pick<Group, 'name' | 'selectors'>>(groups: readonly G[]): GroupIndex<G> {
@@ -77,12 +89,23 @@ export function indexGroups<G extends Pick<Group, 'name' | 'selectors'>>(groups:
     if (mac === undefined) rest.push(g);
     else byMac.set(mac, [...(byMac.get(mac) ?? []), g]);
   }
+  rest.sort(better);
+  for (const list of byMac.values()) list.sort(better);
   return { byMac, rest };
 }
 
+function firstMatch<G extends Pick<Group, 'name' | 'selectors'>>(sorted: readonly G[], facts: SelectionFacts): G | null {
+  for (const g of sorted) if (matchesSelectors(g.selectors, facts)) return g;
+  return null;
+}
+
+/** The same choice as selectGroup over all the index's groups. */
 export function selectIndexedGroup<G extends Pick<Group, 'name' | 'selectors'>>(index: GroupIndex<G>, facts: SelectionFacts): G | null {
   const pinned = facts.mac === null ? undefined : index.byMac.get(facts.mac);
-  return selectGroup(pinned === undefined ? index.rest : [...pinned, ...index.rest], facts);
+  const a = pinned === undefined ? null : firstMatch(pinned, facts);
+  const b = firstMatch(index.rest, facts);
+  if (a === null || b === null) return a ?? b;
+  return better(a, b) <= 0 ? a : b;
 }
 
 /** Can some machine match both selector sets? Only a key both constrain, with incompatible values, rules it out. */
