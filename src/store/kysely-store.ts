@@ -31,8 +31,8 @@ export interface DialectHooks {
    * must behave exactly like the shared query code, which the contract suite checks for both.
    */
   fast?: {
-    findMachineByMac(mac: string): Promise<Machine | null>;
-    recordBootEvents(events: readonly NewBootEvent[], opts: BootEventWriteOptions): Promise<void>;
+    findMachineByMac?(mac: string): Promise<Machine | null>;
+    recordBootEvents?(events: readonly NewBootEvent[], opts: BootEventWriteOptions): Promise<void>;
   };
 }
 
@@ -557,8 +557,8 @@ export class KyselyStore implements Store {
   }
 
   async findMachineByMac(mac: string): Promise<Machine | null> {
-    const fast = this.pending === null ? this.shared.hooks.fast : undefined;
-    if (fast !== undefined) return fast.findMachineByMac(mac);
+    const fast = this.pending === null ? this.shared.hooks.fast?.findMachineByMac : undefined;
+    if (fast !== undefined) return fast(mac);
     const r = await this.db
       .selectFrom('machines')
       .selectAll('machines')
@@ -652,8 +652,8 @@ export class KyselyStore implements Store {
 
   async recordBootEvents(events: readonly NewBootEvent[], opts: BootEventWriteOptions = {}): Promise<void> {
     if (events.length === 0) return;
-    const fast = this.pending === null ? this.shared.hooks.fast : undefined;
-    if (fast !== undefined) return fast.recordBootEvents(events, opts);
+    const fast = this.pending === null ? this.shared.hooks.fast?.recordBootEvents : undefined;
+    if (fast !== undefined) return fast(events, opts);
     await this.atomic(async (tx) => {
       for (let i = 0; i < events.length; i += 500) {
         await tx.db

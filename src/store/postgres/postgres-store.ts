@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { Kysely, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
 import pg from 'pg';
 import { KilnError } from '../../core/kiln-error.js';
-import type { Change } from '../../core/ports.js';
-import { KyselyStore } from '../kysely-store.js';
+import type { BootEventWriteOptions, Change, NewBootEvent } from '../../core/ports.js';
+import { bootEventEffects, KyselyStore } from '../kysely-store.js';
 import { assertMigrated, migrateToLatest } from '../migrations/migrate.js';
 import type { Database as Schema } from '../schema.js';
 
@@ -114,6 +114,7 @@ export async function openPostgresStore(opts: PostgresOptions): Promise<KyselySt
         announce: async (tx, changes) => {
           await sql`select pg_notify(${CHANNEL}, ${encodeChanges(replica, changes)})`.execute(tx);
         },
+        fast: { recordBootEvents: (events, o) => recordBootEventsAsArrays(db, events, o) },
       },
       async () => {
         await listener?.close();
@@ -217,4 +218,28 @@ class ChangeListener {
       await c.end().catch(() => undefined);
     }
   }
+}
+
+/**
+ * The boot event batch as arrays: two or three statements of fixed text however large the batch,
+ * where the shared code sends a VALUES list of up to 2,000 parameters that PostgreSQL parses and
+ * plans anew for every batch size. Same effects as the shared code (the store contract checks both).
+ */
+async function recordBootEventsAsArrays(db: Kysely<Schema>, events: readonly NewBootEvent[], opts: BootEventWriteOptions): Promise<void> {
+  if (events.length === 0) return;
+  const { at, staleBefore, byState } = bootEventEffects(events, opts);
+  await db.transaction().execute(async (tx) => {
+    await sql`insert into boot_events (machine_id, at, kind, detail)
+      select * from unnest(${events.map((e) => e.machineId)}::text[], ${events.map((e) => e.at)}::text[], ${events.map((e) => e.kind)}::text[], ${events.map((e) => JSON.stringify(e.detail))}::text[])`.execute(tx);
+    const lastSeen = sql`case when last_seen_at is not null and last_seen_at > ${at} then last_seen_at else ${at} end`;
+    for (const [state, ids] of byState) {
+      if (state === null) {
+        await sql`update machines set last_seen_at = ${lastSeen}
+          where id = any(${ids}::text[]) and (last_seen_at is null or last_seen_at < ${staleBefore})`.execute(tx);
+      } else {
+        await sql`update machines set last_seen_at = ${lastSeen}, state = ${state}
+          where id = any(${ids}::text[]) and (last_seen_at is null or last_seen_at < ${staleBefore} or state <> ${state})`.execute(tx);
+      }
+    }
+  });
 }
