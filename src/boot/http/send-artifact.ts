@@ -188,11 +188,9 @@ function writeProblem(res: ServerResponse, problem: Problem, head: boolean): voi
  * one whose write never completed is left to the GC.
  */
 async function pumpReader(reader: BlobReader, position: number, length: number, res: ServerResponse): Promise<boolean> {
-  let writing: Promise<boolean> = Promise.resolve(true);
+  const out = oneWriteAtATime(res);
   let pos = position;
   const end = position + length;
-  const closed = new Promise<false>((resolve) => res.once('close', () => resolve(false)));
-  const written = () => Promise.race([writing, closed]);
   activeDownloads++;
   try {
     while (pos < end) {
@@ -200,24 +198,48 @@ async function pumpReader(reader: BlobReader, position: number, length: number, 
       const n = await reader.read(buf, Math.min(CHUNK, end - pos), pos);
       // The file is shorter than its record says: nothing can make this response whole.
       if (n === 0) throw new Error(`artifact ended ${end - pos} bytes early`);
-      if (!(await written())) return false;
+      if (!(await out.ready())) return false;
       pos += n;
-      writing = new Promise<boolean>((resolve) => {
-        res.write(n === buf.length ? buf : buf.subarray(0, n), (err) => {
-          if (err === null || err === undefined) pool.give(buf);
-          resolve(err === null || err === undefined);
-        });
-      });
-      if (activeDownloads > READ_AHEAD_MAX && !(await written())) return false;
+      out.write(n === buf.length ? buf : buf.subarray(0, n), (ok) => ok && pool.give(buf));
+      if (activeDownloads > READ_AHEAD_MAX && !(await out.ready())) return false;
     }
-    if (!(await written())) return false;
-    return await Promise.race([new Promise<true>((resolve) => res.end(() => resolve(true))), closed]);
+    return await out.end();
   } catch {
     if (!res.destroyed) res.destroy();
     return false;
   } finally {
     activeDownloads--;
   }
+}
+
+/**
+ * A response written one chunk at a time: the next write waits for the last one, so at most one
+ * chunk per download sits in the socket's queue. Everything resolves false once the client is gone.
+ */
+function oneWriteAtATime(res: ServerResponse) {
+  const closed = new Promise<false>((resolve) => res.once('close', () => resolve(false)));
+  let writing: Promise<boolean> = Promise.resolve(true);
+  const ready = (): Promise<boolean> => Promise.race([writing, closed]);
+  return {
+    closed,
+    /** True once the previous write is done; false when the client went away. */
+    ready,
+    /** Call only after `ready()` gave true. `done(ok)` runs when the socket is done with `buf`. */
+    write(buf: Buffer, done?: (ok: boolean) => void): void {
+      writing = new Promise<boolean>((resolve) => {
+        res.write(buf, (err) => {
+          const ok = err === null || err === undefined;
+          done?.(ok);
+          resolve(ok);
+        });
+      });
+    },
+    /** Waits for the last write, then ends the response; true when the whole body went out. */
+    async end(): Promise<boolean> {
+      if (!(await ready())) return false;
+      return Promise.race([new Promise<true>((resolve) => res.end(() => resolve(true))), closed]);
+    },
+  };
 }
 
 /**
@@ -237,9 +259,7 @@ async function sendChunks(chunks: ChunkedBytes, position: number, length: number
     return sendOpenFailure(res, err);
   }
   const done = (complete: boolean): SendResult => ({ ...result, complete });
-  const closed = new Promise<false>((resolve) => res.once('close', () => resolve(false)));
-  let writing: Promise<boolean> = Promise.resolve(true);
-  const written = () => Promise.race([writing, closed]);
+  const out = oneWriteAtATime(res);
   let pos = position;
   try {
     while (pos < end) {
@@ -252,15 +272,13 @@ async function sendChunks(chunks: ChunkedBytes, position: number, length: number
         // Awaited on the next turn of the loop; a client gone by then must not leave it unhandled.
         next.catch(() => undefined);
       }
-      if (!(await written())) return done(false);
+      if (!(await out.ready())) return done(false);
       const turn = turns.take(upto - pos);
-      if (turn !== null && !(await Promise.race([turn.then(() => true), closed]))) return done(false);
-      const slice = pos === base && upto === base + chunk.length ? chunk : chunk.subarray(pos - base, upto - base);
-      writing = new Promise<boolean>((resolve) => res.write(slice, (err) => resolve(err === null || err === undefined)));
+      if (turn !== null && !(await Promise.race([turn.then(() => true), out.closed]))) return done(false);
+      out.write(pos === base && upto === base + chunk.length ? chunk : chunk.subarray(pos - base, upto - base));
       pos = upto;
     }
-    if (!(await written())) return done(false);
-    return done(await Promise.race([new Promise<true>((resolve) => res.end(() => resolve(true))), closed]));
+    return done(await out.end());
   } catch {
     if (!res.destroyed) res.destroy();
     return done(false);
