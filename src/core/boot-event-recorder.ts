@@ -19,7 +19,8 @@ export class BootEventRecorder {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: Store,
+    /** Where batches go: the store, or in a SQLite cluster the primary process, which writes for all workers. */
+    private readonly store: Pick<Store, 'recordBootEvents'>,
     private readonly opts: RecorderOptions,
   ) {}
 

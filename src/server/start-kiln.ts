@@ -28,7 +28,7 @@ import { CustomizeService } from '../jobs/customize/customize-service.js';
 import { PublicKeyService } from '../core/services/public-key-service.js';
 import { openJobs } from '../jobs/start-jobs.js';
 import { buildApps } from './build-apps.js';
-import { linkStoreChanges } from './cluster/cluster-worker.js';
+import { eventsViaPrimary, linkStoreChanges } from './cluster/cluster-worker.js';
 import type { KilnConfig } from './config.js';
 import { describeStorage, openBlobStore, openStore } from './open-storage.js';
 import { ImsRecordsService } from '../compat/ims/ims-records-service.js';
@@ -64,13 +64,17 @@ export function buildServices(
   store: Store,
   blobs: BlobStore,
   log: FastifyBaseLogger,
-  opts: { flushIntervalMs: number; lastSeenResolutionMs?: number; enrollUnknown: boolean; users?: UserServiceOptions; jobs?: JobService; memoryCacheMiB?: number },
+  opts: {
+    flushIntervalMs: number; lastSeenResolutionMs?: number; enrollUnknown: boolean; users?: UserServiceOptions; jobs?: JobService; memoryCacheMiB?: number;
+    /** Where boot event batches are written (default: the store). */
+    events?: Pick<Store, 'recordBootEvents'>;
+  },
   clock = systemClock,
   ids = randomIds,
 ) {
   const templates = new TemplateRenderer();
   const cache = new BootCache(store);
-  const recorder = new BootEventRecorder(store, {
+  const recorder = new BootEventRecorder(opts.events ?? store, {
     flushIntervalMs: opts.flushIntervalMs,
     lastSeenResolutionMs: opts.lastSeenResolutionMs ?? 0,
     maxBatch: 500,
@@ -150,6 +154,15 @@ export async function prepareStorage(config: KilnConfig, log: FastifyBaseLogger)
   }
 }
 
+/**
+ * The cluster primary's store for writing the workers' boot events, on SQLite only (PostgreSQL
+ * takes concurrent writers without the page-cache resets); null otherwise.
+ */
+export async function openClusterEventWriter(config: KilnConfig, log: FastifyBaseLogger): Promise<Store | null> {
+  if (config.database.url !== null) return null;
+  return openStore(config, resolve(config.dataDir), log, { listen: false });
+}
+
 export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts: StartOptions = {}): Promise<RunningKiln> {
   const worker = opts.clusterWorker ?? null;
   const singletons = worker === null || worker === 1;
@@ -198,6 +211,8 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
       users: { defaultRole: config.login.defaultRole, sessionTtlHours: config.login.sessionTtlHours },
       jobs: jobs.service,
       memoryCacheMiB: config.boot.memoryCacheMiB,
+      // SQLite workers hand their boot events to the primary, the file's one event writer.
+      ...(worker !== null && store.dialect === 'sqlite' ? { events: eventsViaPrimary() } : {}),
     });
     closers.push({ name: 'boot events', close: () => recorder.close() });
     const warming = cache.warm().then(

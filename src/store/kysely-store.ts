@@ -31,8 +31,8 @@ export interface DialectHooks {
    * must behave exactly like the shared query code, which the contract suite checks for both.
    */
   fast?: {
-    findMachineByMac?(mac: string): Promise<Machine | null>;
-    recordBootEvents?(events: readonly NewBootEvent[], opts: BootEventWriteOptions): Promise<void>;
+    findMachineByMac?: (mac: string) => Promise<Machine | null>;
+    recordBootEvents?: (events: readonly NewBootEvent[], opts: BootEventWriteOptions) => Promise<void>;
   };
 }
 

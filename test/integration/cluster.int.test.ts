@@ -6,6 +6,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { removeDir, startKilnProcess, type KilnProcess } from './helpers.js';
 
 interface Health { status: string; worker: number | null; pid: number }
@@ -109,6 +110,32 @@ describe('kiln serve --workers 2', () => {
     }
   });
 
+  const scriptEvents = async (mac: string) => {
+    const res = await api(`/machines/${mac}/events?limit=1000`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { items: { kind: string }[] }).items.filter((e) => e.kind === 'script').length;
+  };
+  /** The count once earlier requests' events are written (batches go out every 50 ms). */
+  const settledScriptEvents = async (mac: string) => {
+    let last = -1;
+    return until('boot events to settle', async () => {
+      const n = await scriptEvents(mac);
+      if (n === last) return n;
+      last = n;
+      await new Promise((r) => setTimeout(r, 300));
+      return null;
+    });
+  };
+
+  it('writes the boot events of both workers (through the primary, SQLite\'s one event writer)', async () => {
+    const mac = '52:54:00:77:00:01';
+    const before = await settledScriptEvents(mac);
+    // Twelve fresh connections reach both workers, almost surely; every script request is an event.
+    for (let i = 0; i < 12; i++) expect(await (await get(`${k.url}/boot/ipxe?mac=${mac}`)).text()).toContain('with profile p');
+    await until('12 more script events', async () => ((await scriptEvents(mac)) === before + 12 ? true : null));
+    expect(k.stderr()).not.toContain('could not record boot events');
+  });
+
   it('a worker killed with -9 is replaced; requests keep being answered', async () => {
     // Idle workers race for each new connection (each accepts for itself): ask until worker 2 answers.
     const victim = await until('worker 2 to answer', async () => (await healths(k, 4)).find((h) => h.worker === 2) ?? null);
@@ -122,13 +149,25 @@ describe('kiln serve --workers 2', () => {
     expect(k.stderr()).toContain('worker died; starting a new one');
   });
 
-  it('SIGTERM stops the primary and every worker cleanly (exit 0)', async () => {
+  it('SIGTERM stops the primary and every worker cleanly (exit 0), boot events of the last moment written', async () => {
+    const mac = '52:54:00:77:00:01';
     const pids = await until('both workers to answer', async () => {
       const seen = new Set((await healths(k, 6)).map((h) => h.pid));
       return seen.size === 2 ? [...seen] : null;
     });
+    const before = await settledScriptEvents(mac);
+    // Answered, so queued in the workers' recorders; the stop must still get them written.
+    for (let i = 0; i < 6; i++) await (await get(`${k.url}/boot/ipxe?mac=${mac}`)).text();
     const code = await k.stop('SIGTERM');
     expect(code, k.stderr()).toBe(0);
     for (const pid of pids) await until(`worker ${pid} to exit`, async () => (alive(pid) ? null : true), 10_000);
+    const store = await openSqliteStore({ path: join(k.dataDir, 'kiln.db') });
+    try {
+      const m = (await store.findMachineByMac(mac))!;
+      const events = await store.listBootEvents(m.id, { limit: 1000 });
+      expect(events.filter((e) => e.kind === 'script')).toHaveLength(before + 6);
+    } finally {
+      await store.close();
+    }
   });
 });

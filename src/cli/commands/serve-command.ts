@@ -54,10 +54,11 @@ function printAdminToken(token: string | null, dataDir: string): void {
 
 /** `--workers N`: prepare the database once, fork the workers, relay their changes, stop them on a signal. */
 async function serveAsPrimary(config: KilnConfig, log: Logger): Promise<void> {
-  const { prepareStorage } = await import('../../server/start-kiln.js');
+  const { openClusterEventWriter, prepareStorage } = await import('../../server/start-kiln.js');
   const { startCluster } = await import('../../server/cluster/cluster-primary.js');
   printAdminToken((await prepareStorage(config, log)).createdAdminToken, config.dataDir);
-  const cluster = startCluster(config.workers, log);
+  const events = await openClusterEventWriter(config, log);
+  const cluster = startCluster(config.workers, log, events === null ? {} : { events });
   const stop = (signal: string) => {
     log.info({ signal }, 'stopping');
     void cluster.stop();
@@ -71,6 +72,8 @@ async function serveAsPrimary(config: KilnConfig, log: Logger): Promise<void> {
     log.error({ err }, 'Kiln did not start');
   }
   process.exitCode = await cluster.done;
+  // Only now: stopping workers flush their last boot events through this store.
+  await events?.close();
   log.flush();
 }
 

@@ -1,6 +1,6 @@
 // The worker side of `kiln serve --workers N`: relays this worker's store changes to the primary
 // (which tells the other workers) and applies theirs, so every worker's caches stay exact.
-import type { Change } from '../../core/ports.js';
+import type { BootEventWriteOptions, Change, NewBootEvent, Store } from '../../core/ports.js';
 import type { KyselyStore } from '../../store/kysely-store.js';
 import { WORKER_INDEX_ENV, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 
@@ -56,4 +56,37 @@ export function onPrimaryShutdown(stop: () => void): void {
   process.on('message', (m: PrimaryMessage) => {
     if (m.kind === 'kiln-shutdown') stop();
   });
+}
+
+/**
+ * Boot events go to the primary, which writes them for every worker (see ClusterOptions.events).
+ * A batch resolves once written; it fails if the primary reports an error or the channel closes.
+ */
+export function eventsViaPrimary(): Pick<Store, 'recordBootEvents'> {
+  let nextId = 1;
+  const waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  const failAll = (why: string) => {
+    for (const w of waiting.values()) w.reject(new Error(why));
+    waiting.clear();
+  };
+  process.on('message', (m: PrimaryMessage) => {
+    if (m.kind !== 'kiln-boot-events-written') return;
+    const w = waiting.get(m.id);
+    if (w === undefined) return;
+    waiting.delete(m.id);
+    if (m.error === null) w.resolve();
+    else w.reject(new Error(`the primary could not write boot events: ${m.error}`));
+  });
+  process.on('disconnect', () => failAll('the cluster primary went away before boot events were written'));
+  return {
+    recordBootEvents(events: readonly NewBootEvent[], opts: BootEventWriteOptions = {}): Promise<void> {
+      if (events.length === 0) return Promise.resolve();
+      if (process.send === undefined || !process.connected) return Promise.reject(new Error('not connected to a cluster primary'));
+      const id = nextId++;
+      return new Promise<void>((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        sendToPrimary({ kind: 'kiln-boot-events', id, events: [...events], opts });
+      });
+    },
+  };
 }
