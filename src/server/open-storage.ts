@@ -7,7 +7,16 @@ import type { BlobStore } from '../core/ports.js';
 import type { KyselyStore } from '../store/kysely-store.js';
 import type { KilnConfig } from './config.js';
 
-export async function openStore(config: KilnConfig, dataDir: string, log: FastifyBaseLogger, opts: { listen?: boolean; migrate?: boolean } = {}): Promise<KyselyStore> {
+/**
+ * `eventWriter`: this process writes the server's boot events (a single process, or a cluster's
+ * primary); on SQLite a thread with its own connection writes them and checkpoints the file.
+ */
+export async function openStore(
+  config: KilnConfig,
+  dataDir: string,
+  log: FastifyBaseLogger,
+  opts: { listen?: boolean; migrate?: boolean; eventWriter?: boolean } = {},
+): Promise<KyselyStore> {
   const db = config.database;
   if (db.url !== null) {
     const { openPostgresStore } = await import('../store/postgres/postgres-store.js');
@@ -22,7 +31,13 @@ export async function openStore(config: KilnConfig, dataDir: string, log: Fastif
     });
   }
   const { openSqliteStore } = await import('../store/sqlite/sqlite-store.js');
-  return openSqliteStore({ path: join(dataDir, 'kiln.db'), cacheMiB: config.sqliteCacheMiB, migrate: opts.migrate ?? db.migrate });
+  return openSqliteStore({
+    path: join(dataDir, 'kiln.db'),
+    cacheMiB: config.sqliteCacheMiB,
+    migrate: opts.migrate ?? db.migrate,
+    bootEvents: opts.eventWriter === true ? 'thread' : 'inline',
+    onCheckpointError: (message) => log.warn({ message }, 'SQLite checkpoint failed; the next one retries'),
+  });
 }
 
 export async function openBlobStore(config: KilnConfig, dataDir: string): Promise<BlobStore> {

@@ -160,7 +160,7 @@ export async function prepareStorage(config: KilnConfig, log: FastifyBaseLogger)
  */
 export async function openClusterEventWriter(config: KilnConfig, log: FastifyBaseLogger): Promise<Store | null> {
   if (config.database.url !== null) return null;
-  return openStore(config, resolve(config.dataDir), log, { listen: false });
+  return openStore(config, resolve(config.dataDir), log, { listen: false, eventWriter: true });
 }
 
 export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts: StartOptions = {}): Promise<RunningKiln> {
@@ -179,7 +179,8 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
     }
   };
   try {
-    const store = await openStore(config, dataDir, log);
+    // A cluster's workers hand their events to the primary, which writes them (openClusterEventWriter).
+    const store = await openStore(config, dataDir, log, { eventWriter: worker === null });
     closers.push({ name: 'store', close: () => store.close() });
     // PostgreSQL tells every process of every replica through NOTIFY; SQLite workers hear each other here.
     if (worker !== null && store.dialect === 'sqlite') {

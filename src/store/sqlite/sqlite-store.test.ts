@@ -52,3 +52,6 @@ describe('SqliteStore on a file', () => {
     await expect(openSqliteStore({ path: join(dir, 'missing-dir', 'kiln.db') })).rejects.toThrow();
   });
 });
+
+// The server's configuration: boot events go through the writer thread on its own connection.
+describeStoreContract('sqlite (boot events on the writer thread)', async () => openSqliteStore({ path: await freshPath(), bootEvents: 'thread' }));

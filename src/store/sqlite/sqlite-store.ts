@@ -1,9 +1,11 @@
 // SqliteStore: the embedded default. One better-sqlite3 connection in WAL mode; Kysely serializes access.
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
 import type { BootEventWriteOptions, NewBootEvent } from '../../core/ports.js';
 import type { Machine } from '../../core/types.js';
-import { bootEventEffects, KyselyStore, toMachine } from '../kysely-store.js';
+import { KyselyStore, toMachine } from '../kysely-store.js';
+import { bootEventParams, INSERT_BOOT_EVENT, TOUCH_MACHINE, type InsertParams, type TouchParams } from './boot-event-sql.js';
+import { JOURNAL_SIZE_LIMIT, SqliteEventWriter } from './event-writer-thread.js';
 import { assertMigrated, migrateToLatest } from '../migrations/migrate.js';
 import type { Database as Schema } from '../schema.js';
 
@@ -16,6 +18,42 @@ export interface SqliteOptions {
   cacheMiB?: number;
   /** Apply pending migrations at open (default); false refuses to open an outdated schema. */
   migrate?: boolean;
+  /**
+   * 'thread': boot events are written, and the file checkpointed, by a thread with its own
+   * connection, off the event loop (a server's one writer per file); 'inline' (default): on this
+   * connection. Needs a file, not ':memory:'.
+   */
+  bootEvents?: 'inline' | 'thread';
+  /** Where the writer thread reports a failed checkpoint (it retries on the next interval). */
+  onCheckpointError?: (message: string) => void;
+}
+
+/**
+ * WAL pages after which a connection checkpoints on commit. A server's writer thread checkpoints every
+ * second, well before this; it is the safety net for processes without one. Far above SQLite's 1,000:
+ * the pages a storm rewrites again and again are copied back once, not once per 4 MiB of WAL
+ * (measured: 37 against 54 µs per event at 16,000 pages, on 100,000 machines).
+ */
+const AUTOCHECKPOINT_PAGES = 20_000;
+
+/**
+ * Transactions begin IMMEDIATE, taking the write lock at once: a deferred one that read before another
+ * connection (the event writer thread, the job queue, another worker) committed could not write any
+ * more (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out).
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class KilnSqliteDialect extends SqliteDialect {
+  constructor(private readonly kilnConfig: SqliteDialectConfig) {
+    super(kilnConfig);
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.kilnConfig);
+  }
 }
 
 /** The configured connection and its Kysely, without migrating (`kiln db` inspects before it acts). */
@@ -29,7 +67,9 @@ export function connectSqlite(opts: SqliteOptions): { db: Kysely<Schema>; conn: 
   // LIKE (the machine label filter) must be case-sensitive, as on PostgreSQL: label values are.
   conn.pragma('case_sensitive_like = ON');
   conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? 64)}`);
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(conn) }) });
+  conn.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+  conn.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+  const db = new Kysely<Schema>({ dialect: new KilnSqliteDialect({ database: withStatementCache(conn) }) });
   return { db, conn };
 }
 
@@ -42,17 +82,32 @@ export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore>
     await db.destroy();
     throw err;
   }
+  let writer: SqliteEventWriter | null = null;
+  if (opts.bootEvents === 'thread') {
+    try {
+      writer = await SqliteEventWriter.open({ path: opts.path }, opts.onCheckpointError);
+    } catch (err) {
+      await db.destroy();
+      throw err;
+    }
+  }
+  const native = opts.fastPaths === false ? null : nativeBootQueries(db, conn);
+  const fast = writer === null ? (native ?? undefined) : { ...native, recordBootEvents: writer.recordBootEvents.bind(writer) };
   return KyselyStore.create(
     db,
     {
       name: 'sqlite',
-      fast: opts.fastPaths === false ? undefined : nativeBootQueries(db, conn),
+      fast,
       isUniqueViolation: (err) => {
         const code = (err as { code?: unknown }).code;
         return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
       },
     },
-    () => db.destroy(),
+    // Events the thread still holds are written before the connection goes.
+    async () => {
+      await writer?.close();
+      await db.destroy();
+    },
   );
 }
 
@@ -90,17 +145,12 @@ function nativeBootQueries(db: Kysely<Schema>, conn: Database.Database) {
     'select m.*, (select json_group_array(mac) from (select mac from machine_macs where machine_id = m.id order by position)) as macs_json ' +
       'from machines m where m.id = (select machine_id from machine_macs where mac = ?)',
   );
-  const insertEvent = conn.prepare<[string, string, string, string]>('insert into boot_events (machine_id, at, kind, detail) values (?, ?, ?, ?)');
-  // One statement per machine that writes only when the state changes or last seen is stale: a
-  // repeated boot request then costs an index probe instead of a row and index rewrite (24 against 37 µs).
-  const touch = conn.prepare<[string, string, string | null, string, string, string | null]>(
-    'update machines set last_seen_at = case when last_seen_at is not null and last_seen_at > ? then last_seen_at else ? end, state = coalesce(?, state) ' +
-      'where id = ? and (last_seen_at is null or last_seen_at < ? or state <> coalesce(?, state))',
-  );
+  const insertEvent = conn.prepare<InsertParams>(INSERT_BOOT_EVENT);
+  const touch = conn.prepare<TouchParams>(TOUCH_MACHINE);
   const record = conn.transaction((events: readonly NewBootEvent[], opts: BootEventWriteOptions) => {
-    for (const e of events) insertEvent.run(e.machineId, e.at, e.kind, JSON.stringify(e.detail));
-    const { at, staleBefore, byState } = bootEventEffects(events, opts);
-    for (const [state, ids] of byState) for (const id of ids) touch.run(at, at, state, id, staleBefore, state);
+    const { inserts, touches } = bootEventParams(events, opts);
+    for (const p of inserts) insertEvent.run(...p);
+    for (const p of touches) touch.run(...p);
   });
   const held = <T>(fn: () => T): Promise<T> => db.connection().execute(() => Promise.resolve(fn()));
   return {
