@@ -113,15 +113,15 @@ describe('SqliteStore with boot events on the writer thread', () => {
   it("a transaction that read before the thread's commit still writes (transactions begin immediate)", async () => {
     const path = await freshPath();
     const store = await storeWithMachines(path, 2, 'thread');
-    let written: Promise<void> | null = null;
+    const written: Promise<void>[] = [];
     await store.transaction(async (tx) => {
       const m = await tx.getMachine('m-0');
       // The thread's write waits for this transaction's lock instead of committing in between.
-      written = store.recordBootEvents([script('m-1', 1)]);
+      written.push(store.recordBootEvents([script('m-1', 1)]));
       await new Promise((r) => setTimeout(r, 100));
       await tx.replaceMachine({ ...m!, hostname: 'renamed', revision: m!.revision + 1 }, m!.revision);
     });
-    await written;
+    await Promise.all(written);
     expect((await store.getMachine('m-0'))?.hostname).toBe('renamed');
     expect((await store.listBootEvents('m-1', { limit: 10 })).map((e) => e.detail)).toEqual([{ n: 1 }]);
   });
