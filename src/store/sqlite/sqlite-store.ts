@@ -35,6 +35,7 @@ export interface SqliteOptions {
  * (measured: 37 against 54 µs per event at 16,000 pages, on 100,000 machines).
  */
 const AUTOCHECKPOINT_PAGES = 20_000;
+const DEFAULT_CACHE_MIB = 64;
 
 /**
  * Transactions begin IMMEDIATE, taking the write lock at once: a deferred one that read before another
@@ -66,7 +67,7 @@ export function connectSqlite(opts: SqliteOptions): { db: Kysely<Schema>; conn: 
   conn.pragma('busy_timeout = 5000');
   // LIKE (the machine label filter) must be case-sensitive, as on PostgreSQL: label values are.
   conn.pragma('case_sensitive_like = ON');
-  conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? 64)}`);
+  conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? DEFAULT_CACHE_MIB)}`);
   conn.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
   conn.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
   const db = new Kysely<Schema>({ dialect: new KilnSqliteDialect({ database: withStatementCache(conn) }) });
@@ -85,7 +86,7 @@ export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore>
   let writer: SqliteEventWriter | null = null;
   if (opts.bootEvents === 'thread') {
     try {
-      writer = await SqliteEventWriter.open({ path: opts.path }, opts.onCheckpointError);
+      writer = await SqliteEventWriter.open({ path: opts.path, cacheMiB: opts.cacheMiB ?? DEFAULT_CACHE_MIB }, opts.onCheckpointError);
     } catch (err) {
       await db.destroy();
       throw err;
