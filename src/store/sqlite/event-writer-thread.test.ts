@@ -126,6 +126,10 @@ describe('SqliteStore with boot events on the writer thread', () => {
     expect((await store.listBootEvents('m-1', { limit: 10 })).map((e) => e.detail)).toEqual([{ n: 1 }]);
   });
 
+  it('refuses :memory:, which the thread could not share', async () => {
+    await expect(openSqliteStore({ path: ':memory:', bootEvents: 'thread' })).rejects.toThrow('need a database file');
+  });
+
   it('closing the store writes the events it was given first', async () => {
     const path = await freshPath();
     const store = await openSqliteStore({ path, bootEvents: 'thread' });

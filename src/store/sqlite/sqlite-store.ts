@@ -1,4 +1,5 @@
 // SqliteStore: the embedded default. One better-sqlite3 connection in WAL mode; Kysely serializes access.
+// A server adds a second, on a thread, that writes boot events and checkpoints (event-writer-thread.ts).
 import Database from 'better-sqlite3';
 import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteDialectConfig } from 'kysely';
 import type { BootEventWriteOptions, NewBootEvent } from '../../core/ports.js';
@@ -85,6 +86,11 @@ export async function openSqliteStore(opts: SqliteOptions): Promise<KyselyStore>
   }
   let writer: SqliteEventWriter | null = null;
   if (opts.bootEvents === 'thread') {
+    // The thread's own ':memory:' would be another, empty database.
+    if (opts.path === ':memory:') {
+      await db.destroy();
+      throw new Error('boot events on a writer thread need a database file, not :memory:');
+    }
     try {
       writer = await SqliteEventWriter.open({ path: opts.path, cacheMiB: opts.cacheMiB ?? DEFAULT_CACHE_MIB }, opts.onCheckpointError);
     } catch (err) {
