@@ -157,7 +157,11 @@ export class SqliteEventWriter {
           this.onCheckpointError(m.message);
         }
       });
+      let gone = false;
+      // Once per thread: 'error' is followed by 'exit', by which time a new thread may hold batches.
       const stopped = (err: Error) => {
+        if (gone) return;
+        gone = true;
         if (this.worker === worker) this.worker = null;
         if (!ready) {
           this.starting = null;
