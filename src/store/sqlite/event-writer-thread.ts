@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { BootEventWriteOptions, NewBootEvent } from '../../core/ports.js';
 import { bootEventParams, INSERT_BOOT_EVENT, TOUCH_MACHINE } from './boot-event-sql.js';
+import { DEFAULT_CACHE_MIB, sqlitePragmas } from './sqlite-pragmas.js';
 
 export interface EventWriterOptions {
   path: string;
@@ -25,13 +26,7 @@ const SOURCE = `
 const { parentPort, workerData: w } = require('node:worker_threads');
 const Database = require(w.driver);
 const db = new Database(w.path);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('foreign_keys = ON');
-db.pragma('busy_timeout = ' + w.busyTimeoutMs);
-db.pragma('journal_size_limit = ' + w.journalSizeLimit);
-db.pragma('wal_autocheckpoint = 0');
-db.pragma('cache_size = ' + -1024 * w.cacheMiB);
+for (const p of w.pragmas) db.pragma(p);
 const insert = db.prepare(w.insertSql);
 const touch = db.prepare(w.touchSql);
 const write = db.transaction((inserts, touches) => {
@@ -64,9 +59,6 @@ parentPort.on('message', (m) => {
 parentPort.postMessage({ kind: 'ready' });
 `;
 
-/** The WAL file is cut back to this after a checkpoint lets it restart (a storm can grow it to tens of MiB). */
-export const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
-
 export class SqliteEventWriter {
   private worker: Worker | null = null;
   private starting: Promise<Worker> | null = null;
@@ -82,7 +74,7 @@ export class SqliteEventWriter {
 
   /** Starts the thread; rejects when it cannot open the database. */
   static async open(opts: EventWriterOptions, onCheckpointError: (message: string) => void = () => undefined): Promise<SqliteEventWriter> {
-    const w = new SqliteEventWriter({ checkpointIntervalMs: 1000, busyTimeoutMs: 30_000, cacheMiB: 64, ...opts }, onCheckpointError);
+    const w = new SqliteEventWriter({ checkpointIntervalMs: 1000, busyTimeoutMs: 30_000, cacheMiB: DEFAULT_CACHE_MIB, ...opts }, onCheckpointError);
     await w.thread();
     return w;
   }
@@ -134,9 +126,8 @@ export class SqliteEventWriter {
           insertSql: INSERT_BOOT_EVENT,
           touchSql: TOUCH_MACHINE,
           checkpointIntervalMs: this.opts.checkpointIntervalMs,
-          busyTimeoutMs: this.opts.busyTimeoutMs,
-          journalSizeLimit: JOURNAL_SIZE_LIMIT,
-          cacheMiB: this.opts.cacheMiB,
+          // The server's settings, except: never a checkpoint on commit (this thread's timer does them).
+          pragmas: sqlitePragmas({ cacheMiB: this.opts.cacheMiB, busyTimeoutMs: this.opts.busyTimeoutMs, autocheckpointPages: 0 }),
         },
       });
       // A server that forgot to close must still be able to exit.

@@ -6,7 +6,8 @@ import type { BootEventWriteOptions, NewBootEvent } from '../../core/ports.js';
 import type { Machine } from '../../core/types.js';
 import { KyselyStore, toMachine } from '../kysely-store.js';
 import { bootEventParams, INSERT_BOOT_EVENT, TOUCH_MACHINE, type InsertParams, type TouchParams } from './boot-event-sql.js';
-import { JOURNAL_SIZE_LIMIT, SqliteEventWriter } from './event-writer-thread.js';
+import { SqliteEventWriter } from './event-writer-thread.js';
+import { DEFAULT_CACHE_MIB, sqlitePragmas } from './sqlite-pragmas.js';
 import { assertMigrated, migrateToLatest } from '../migrations/migrate.js';
 import type { Database as Schema } from '../schema.js';
 
@@ -28,15 +29,6 @@ export interface SqliteOptions {
   /** Where the writer thread reports a failed checkpoint (it retries on the next interval). */
   onCheckpointError?: (message: string) => void;
 }
-
-/**
- * WAL pages after which a connection checkpoints on commit. A server's writer thread checkpoints every
- * second, well before this; it is the safety net for processes without one. Far above SQLite's 1,000:
- * the pages a storm rewrites again and again are copied back once, not once per 4 MiB of WAL
- * (measured: 37 against 54 µs per event at 16,000 pages, on 100,000 machines).
- */
-const AUTOCHECKPOINT_PAGES = 20_000;
-const DEFAULT_CACHE_MIB = 64;
 
 /**
  * Transactions begin IMMEDIATE, taking the write lock at once: a deferred one that read before another
@@ -61,16 +53,7 @@ class KilnSqliteDialect extends SqliteDialect {
 /** The configured connection and its Kysely, without migrating (`kiln db` inspects before it acts). */
 export function connectSqlite(opts: SqliteOptions): { db: Kysely<Schema>; conn: Database.Database } {
   const conn = new Database(opts.path);
-  conn.pragma('journal_mode = WAL');
-  // NORMAL in WAL mode: durable on checkpoint, a power cut may lose the last transactions but never corrupts.
-  conn.pragma('synchronous = NORMAL');
-  conn.pragma('foreign_keys = ON');
-  conn.pragma('busy_timeout = 5000');
-  // LIKE (the machine label filter) must be case-sensitive, as on PostgreSQL: label values are.
-  conn.pragma('case_sensitive_like = ON');
-  conn.pragma(`cache_size = ${-1024 * (opts.cacheMiB ?? DEFAULT_CACHE_MIB)}`);
-  conn.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
-  conn.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+  for (const p of sqlitePragmas({ cacheMiB: opts.cacheMiB })) conn.pragma(p);
   const db = new Kysely<Schema>({ dialect: new KilnSqliteDialect({ database: withStatementCache(conn) }) });
   return { db, conn };
 }
