@@ -17,6 +17,7 @@ export class BootCache {
   /** Bumped by every invalidation; a fill that started before a bump is not stored (it may be stale). */
   private generation = 0;
   private closed = false;
+  private warmedMachines: number | null = null;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly store: Store) {
@@ -26,6 +27,11 @@ export class BootCache {
   close(): void {
     this.closed = true;
     this.unsubscribe();
+  }
+
+  /** Machines loaded by `warm` once it has finished; null before, while it runs, or if it failed. */
+  get warmed(): number | null {
+    return this.warmedMachines;
   }
 
   /**
@@ -49,6 +55,7 @@ export class BootCache {
       // Let boot requests in between pages.
       await new Promise((resolve) => setImmediate(resolve));
     }
+    if (!this.closed) this.warmedMachines = loaded;
     return loaded;
   }
 

@@ -40,6 +40,11 @@ export interface AppOptions {
   version: string;
   /** Addresses or CIDRs of load balancers whose X-Forwarded-For Kiln believes (empty: none). */
   trustProxy?: readonly string[];
+  /**
+   * Machines this process loaded into its boot cache at start, once that is done (null: still
+   * loading); reported by /healthz, since script requests are slower until then.
+   */
+  bootCacheWarmed?: () => number | null;
   /** Index of this cluster worker (`kiln serve --workers N`), reported by /healthz; null: one process. */
   worker?: number | null;
   /** Compatibility layers and browser login; absent: all off. */
@@ -78,7 +83,7 @@ function baseApp(opts: AppOptions): FastifyInstance {
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
   installProblemHandlers(app);
   app.get('/healthz', { schema: { hide: true } }, async (_req, reply) => {
-    if (await opts.health().catch(() => false)) return reply.send({ status: 'ok', version: opts.version, worker: opts.worker ?? null, pid: process.pid });
+    if (await opts.health().catch(() => false)) return reply.send({ status: 'ok', version: opts.version, worker: opts.worker ?? null, pid: process.pid, bootCacheWarmed: opts.bootCacheWarmed?.() ?? null });
     return sendProblem(reply, problemOf('KILN_UNAVAILABLE', 'not ready (shutting down or storage unavailable)'));
   });
   return app;

@@ -253,6 +253,7 @@ export async function startKiln(config: KilnConfig, log: FastifyBaseLogger, opts
         bodyLimitBytes: config.bodyLimitBytes,
         apiDocs: config.apiDocs,
         health: async () => !stopping && (await store.ping().then(() => true)),
+        bootCacheWarmed: () => cache.warmed,
         trustProxy: config.trustProxy,
         version: KILN_VERSION,
         worker,

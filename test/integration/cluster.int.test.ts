@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { removeDir, startKilnProcess, type KilnProcess } from './helpers.js';
 
-interface Health { status: string; worker: number | null; pid: number }
+interface Health { status: string; worker: number | null; pid: number; bootCacheWarmed: number | null }
 
 /** A fresh connection per request, so the kernel spreads them over the workers. */
 async function get(url: string, init: RequestInit = {}): Promise<Response> {
@@ -89,6 +89,12 @@ describe('kiln serve --workers 2', () => {
       return ids.size === 2 ? ids : null;
     });
     expect([...seen].sort()).toEqual([1, 2]);
+    // Each worker loads the (empty) fleet into its own boot cache and says so.
+    const warmed = await until('both workers warmed', async () => {
+      const ws = new Set((await healths(k, 10)).filter((h) => h.bootCacheWarmed !== null).map((h) => `${h.worker}:${h.bootCacheWarmed}`));
+      return ws.size === 2 ? ws : null;
+    });
+    expect([...warmed].sort()).toEqual(['1:0', '2:0']);
   });
 
   it('a write through one worker is seen at once by the other (relayed change, not a stale cache)', async () => {
