@@ -75,7 +75,7 @@ export async function artifactsCase(ctx) {
   return {
     rows,
     details: [
-      `A ${opts.artifactMiB} MiB artifact (page cache warm; Kiln's blob and nginx's file are one inode; each server gets one unmeasured round of whole downloads first). Kiln runs twice: by default (an artifact larger than half of boot.memoryCacheMiB is read from the file for every download) and with --boot-memory-cache-mib ${cachedMiB} (held in memory). Whole: ${opts.wholeClients} parallel clients, ` +
+      `A ${opts.artifactMiB} MiB artifact (page cache warm; Kiln's blob and nginx's file are one inode; each server gets one unmeasured round of whole downloads first). Kiln runs twice: by default (artifacts up to half of boot.memoryCacheMiB, 512 MiB per process, are held in memory: ${opts.artifactMiB * 2 > 512 ? 'this one is read from its file for every download' : 'this one too'}) and with --boot-memory-cache-mib ${cachedMiB} (held in memory). Whole: ${opts.wholeClients} parallel clients, ` +
         `${opts.wholeRounds} download(s) each; ranges: random 4 KiB-aligned 1 MiB reads for ${opts.seconds} s. Client: ${opts.client} (see bench/jobs/http-request.mjs). ` +
         'On loopback part of the receive cost is charged to the sender, which flatters neither side in particular.',
       '',
