@@ -9,6 +9,9 @@ import { linkBlob, seedStore } from '../seed-store.mjs';
 import { makeArtifact } from '../make-artifact.mjs';
 import { macOf } from '../mac-of.mjs';
 import { cpuColumns, fmt, row, runsTable } from '../report.mjs';
+import { SETTINGS } from '../../dist/server/config.js';
+
+const DEFAULT_CACHE_MIB = SETTINGS.find((s) => s.key === 'boot.memoryCacheMiB').default;
 
 export async function artifactsCase(ctx) {
   const { opts } = ctx;
@@ -75,7 +78,7 @@ export async function artifactsCase(ctx) {
   return {
     rows,
     details: [
-      `A ${opts.artifactMiB} MiB artifact (page cache warm; Kiln's blob and nginx's file are one inode; each server gets one unmeasured round of whole downloads first). Kiln runs twice: by default (artifacts up to half of boot.memoryCacheMiB, 512 MiB per process, are held in memory: ${opts.artifactMiB * 2 > 512 ? 'this one is read from its file for every download' : 'this one too'}) and with --boot-memory-cache-mib ${cachedMiB} (held in memory). Whole: ${opts.wholeClients} parallel clients, ` +
+      `A ${opts.artifactMiB} MiB artifact (page cache warm; Kiln's blob and nginx's file are one inode; each server gets one unmeasured round of whole downloads first). Kiln runs twice: by default (artifacts up to half of boot.memoryCacheMiB, ${DEFAULT_CACHE_MIB} MiB per process, are held in memory: ${opts.artifactMiB * 2 > DEFAULT_CACHE_MIB ? 'this one is read from its file for every download' : 'this one too'}) and with --boot-memory-cache-mib ${cachedMiB} (held in memory). Whole: ${opts.wholeClients} parallel clients, ` +
         `${opts.wholeRounds} download(s) each; ranges: random 4 KiB-aligned 1 MiB reads for ${opts.seconds} s. Client: ${opts.client} (see bench/jobs/http-request.mjs). ` +
         'On loopback part of the receive cost is charged to the sender, which flatters neither side in particular.',
       '',

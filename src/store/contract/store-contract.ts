@@ -1062,7 +1062,12 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         });
         const cache = new BootCache(counted);
         try {
-          expect(await cache.warm(2)).toBe(5);
+          expect(cache.warmed).toBeNull();
+          const warming = cache.warm(2);
+          // Not warm until the last page is in (/healthz reports this).
+          expect(cache.warmed).toBeNull();
+          expect(await warming).toBe(5);
+          expect(cache.warmed).toBe(5);
           for (let i = 1; i <= 6; i++) expect((await cache.findMachineByMac(mac(i)))?.id).toBe(made[i === 1 ? 0 : i - 2]!.id);
           expect(lookups).toBe(0);
           await c.machines.update(mac(2), { hostname: 'changed' }, undefined);
@@ -1075,6 +1080,15 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         }
         // A closed cache stops warming.
         expect(await cache.warm(2)).toBe(0);
+      });
+
+      it('a boot cache closed before its warm-up finished never reports itself warm', async () => {
+        for (let i = 1; i <= 6; i++) await c.machines.create({ macs: [mac(i)] });
+        const cache = new BootCache(store);
+        const warming = cache.warm(2);
+        cache.close();
+        expect(await warming).toBeLessThan(6);
+        expect(cache.warmed).toBeNull();
       });
     });
 
